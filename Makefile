@@ -1,0 +1,45 @@
+# digitlab: `make run` starts the app, `make test` runs every test, `make bench` the benchmarks.
+# Each creates .venv and installs what is missing first (torch, pinned Python deps, npm lockfile).
+
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+PIP    := $(PY) -m pip --disable-pip-version-check
+TORCH  ?= torch==2.13.0
+VENDOR := src/digitlab/web/vendor
+ARGS   ?=
+
+.PHONY: setup run test bench clean
+
+setup: $(VENV)/.installed $(VENDOR)/.installed
+
+# torch first and on its own: a bare `torch` requirement would pull a multi-GB CUDA build (DEVELOPERS.md).
+$(VENV)/.installed: pyproject.toml requirements.lock
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -c "import torch" 2>/dev/null || $(PIP) install -q "$(TORCH)"
+	$(PIP) install -q -r requirements.lock
+	$(PIP) install -q --no-deps -e .
+	touch $@
+
+# Front-end libraries from the npm lockfile, copied next to the page (served locally, never a CDN).
+$(VENDOR)/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	mkdir -p $(VENDOR)
+	cp node_modules/uplot/dist/uPlot.esm.js node_modules/uplot/dist/uPlot.min.css \
+	   node_modules/comlink/dist/esm/comlink.min.mjs \
+	   node_modules/onnxruntime-web/dist/ort.wasm.min.mjs \
+	   node_modules/onnxruntime-web/dist/ort-wasm-simd-threaded.mjs \
+	   node_modules/onnxruntime-web/dist/ort-wasm-simd-threaded.wasm $(VENDOR)/
+	touch $@
+
+run: setup
+	$(VENV)/bin/digitlab serve $(ARGS)
+
+test: setup
+	$(PY) -m pytest -q $(ARGS)
+
+bench: setup
+	$(PY) bench/run.py $(ARGS)
+
+clean:
+	rm -rf $(VENV) node_modules $(VENDOR) .pytest_cache bench/results/*.json

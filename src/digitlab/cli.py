@@ -1,0 +1,327 @@
+"""`digitlab ...`: the command line over the library. Errors are one line on stderr, exit code 1."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+# Before torch is imported: idle OpenMP threads sleep instead of spinning, so training never
+# starves the server or the browser of CPU (spinning made training 4.5-25x slower under load).
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+from . import __version__  # noqa: E402
+
+
+class CliError(Exception):
+    pass
+
+
+def _home(args) -> Path:
+    from .data import default_home
+    return Path(args.home) if args.home else default_home()
+
+
+def _store(args):
+    from .models import ModelStore
+    return ModelStore(_home(args))
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _float(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+
+
+def cmd_train(args) -> int:
+    from tqdm import tqdm
+
+    from .job import train_model
+    from .training import BatchEnd, EpochEnd, TrainConfig
+
+    if args.nproc != 1:
+        raise CliError("--nproc above 1 (distributed training with torchrun) is not available yet")
+    config = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.lr,
+                         seed=args.seed, device=args.device)
+    config.validate()
+    if args.threads:
+        import torch
+        torch.set_num_threads(args.threads)
+    bar = None
+    quiet = args.json or args.quiet
+
+    def show(event) -> None:
+        nonlocal bar
+        if isinstance(event, BatchEnd):
+            if bar is None:
+                bar = tqdm(total=event.batches, desc=f"epoch {event.epoch}/{config.epochs}", unit="batch",
+                           leave=False, disable=quiet, file=sys.stderr)
+            bar.update(1)
+            bar.set_postfix(loss=f"{event.loss:.3f}", acc=f"{event.accuracy:.3f}", refresh=False)
+        elif isinstance(event, EpochEnd):
+            if bar is not None:
+                bar.close()
+                bar = None
+            if not quiet:
+                print(f"epoch {event.epoch}/{event.epochs}  loss {event.loss:.4f}  acc {event.accuracy:.4f}  "
+                      f"val_loss {event.val_loss:.4f}  val_acc {event.val_accuracy:.4f}  "
+                      f"{event.epoch_seconds:.2f}s  {event.images_per_s:,.0f} img/s", file=sys.stderr)
+
+    class Interrupt:
+        flag = False
+
+        def is_set(self):
+            return self.flag
+
+    cancel = Interrupt()
+    try:
+        result = train_model(_home(args), args.dataset, config, name=args.name, resume=args.resume,
+                             callbacks=[show], cancel=cancel, progress=not args.json)
+    except KeyboardInterrupt:
+        raise CliError("interrupted") from None
+    if result.name is None:
+        raise CliError("cancelled before the first epoch finished; nothing saved")
+    last = result.fit.history[-1]
+    summary = {"model": result.name, "epochs": result.record["epochs"], "test_accuracy": last.val_accuracy,
+               "test_loss": last.val_loss, "seconds": round(result.fit.seconds, 3)}
+    if args.json:
+        print(json.dumps(summary))
+    else:
+        print(f"saved model {result.name}: test accuracy {last.val_accuracy:.2%} "
+              f"(loss {last.val_loss:.4f}) after {summary['epochs']} epochs in {result.fit.seconds:.1f}s")
+    return 0
+
+
+def cmd_predict(args) -> int:
+    from .inference import Predictor
+    from .inference.predict import decode_image
+    from .inference.preprocess import PreprocessError
+
+    store = _store(args)
+    name = store.resolve(args.model)
+    predictor = Predictor(store.onnx_path(name))
+    failures = 0
+    for path in args.images:
+        try:
+            data = Path(path).read_bytes()
+            prediction = predictor.predict_image(decode_image(data))
+        except (OSError, PreprocessError) as exc:
+            failures += 1
+            msg = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            print(f"digitlab: error: {path}: {msg}", file=sys.stderr)
+            continue
+        if args.json:
+            print(json.dumps({"image": path, **prediction.to_dict()}))
+        else:
+            print(f"{path}: {prediction.digit} ({prediction.confidence:.1%})")
+    return 1 if failures else 0
+
+
+def cmd_evaluate(args) -> int:
+    from .data import load_dataset
+    from .evaluation import evaluate_model
+
+    store = _store(args)
+    name = store.resolve(args.model)
+    record = store.record(name)
+    ds = load_dataset(args.dataset or record.get("dataset", "sample"), home=_home(args), progress=not args.json)
+    report = evaluate_model(store.onnx_path(name), ds)
+    report["model"] = name
+    if args.json:
+        report.pop("misclassified", None)
+        print(json.dumps(report))
+        return 0
+    print(f"model {name} on {ds.name} test ({report['count']} images): accuracy {report['accuracy']:.2%}, "
+          f"loss {report['loss']:.4f}")
+    print("per class: " + "  ".join(f"{c}: {a:.1%}" for c, a in zip(ds.classes, report["per_class_accuracy"])))
+    print("confusion matrix (rows: true, columns: predicted)")
+    print("      " + "".join(f"{i:>6}" for i in range(10)))
+    for i, row in enumerate(report["confusion"]):
+        print(f"{i:>6}" + "".join(f"{v:>6}" for v in row))
+    return 0
+
+
+def cmd_summary(args) -> int:
+    from .models import build, format_summary, layer_table
+
+    if args.model is None and not _store(args).list():
+        model = build("blog-cnn")  # nothing trained yet: show the architecture itself
+    else:
+        model, _ = _store(args).load(_store(args).resolve(args.model))
+    print(format_summary(layer_table(model)))
+    return 0
+
+
+def cmd_models(args) -> int:
+    store = _store(args)
+    if args.action == "rm":
+        if not args.name:
+            raise CliError("models rm needs a model NAME")
+        store.delete(args.name)
+        print(f"deleted model {args.name}")
+        return 0
+    if args.action is not None:
+        raise CliError(f"unknown models action {args.action!r}; use `digitlab models` or `digitlab models rm NAME`")
+    models = store.list()
+    if args.json:
+        print(json.dumps(models))
+        return 0
+    if not models:
+        print("no saved models yet; train one with `digitlab train`")
+        return 0
+    print(f"{'name':<32}{'dataset':<16}{'epochs':>7}{'test acc':>10}  updated")
+    for r in models:
+        acc = f"{r['test_accuracy']:.2%}" if r.get("test_accuracy") is not None else "-"
+        when = time.strftime("%Y-%m-%d %H:%M", time.localtime(r.get("updated", 0)))
+        print(f"{r['name']:<32}{r.get('dataset', '?'):<16}{r.get('epochs', 0):>7}{acc:>10}  {when}")
+    return 0
+
+
+def cmd_export(args) -> int:
+    import shutil
+
+    store = _store(args)
+    name = store.resolve(args.name)
+    out = Path(args.out)
+    if args.format == "onnx":
+        src = store.onnx_path(name)
+    elif args.format == "safetensors":
+        src = store.folder(name) / store.record(name)["weights"]
+    else:
+        raise CliError("export format tfjs is not available yet; use onnx or safetensors")
+    if out.is_dir():
+        out = out / f"{name}.{args.format}"
+    try:
+        shutil.copyfile(src, out)
+    except OSError as exc:
+        raise CliError(f"cannot write {out}: {exc.strerror or exc}") from None
+    print(f"wrote {out} ({out.stat().st_size:,} bytes)")
+    return 0
+
+
+def cmd_data(args) -> int:
+    from .data import load_dataset
+
+    ds = load_dataset(args.dataset, home=_home(args), allow_download=args.download or args.dataset == "sample",
+                      progress=True)
+    info = ds.describe()
+    if args.json:
+        print(json.dumps(info))
+        return 0
+    print(f"{info['name']}: {info['train']:,} train + {info['test']:,} test images, "
+          f"{info['image_shape'][0]}x{info['image_shape'][1]}, from {info['source']}")
+    for label, tr, te in zip(info["classes"], info["train_counts"], info["test_counts"]):
+        print(f"  {label:<12} train {tr:>6,}  test {te:>6,}")
+    return 0
+
+
+def cmd_serve(args) -> int:
+    from .server.main import serve
+    return serve(host=args.host, port=args.port, home=_home(args), dataset=args.dataset,
+                 open_browser=not args.no_browser, token=args.token)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="digitlab", description="Train and use a handwritten-digit recognizer.")
+    parser.add_argument("--version", action="version", version=f"digitlab {__version__}")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--home", help="folder for models, run history and downloads (default: $DIGITLAB_HOME or ~/.digitlab)")
+    common.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    ds_help = "sample (embedded, default), mnist, fashion-mnist, or a folder of IDX files"
+
+    p = sub.add_parser("serve", parents=[common], help="start the web app and print its URL")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8000, help="first port to try (the next free one is used)")
+    p.add_argument("--no-browser", action="store_true", help="do not open a browser tab")
+    p.add_argument("--dataset", default="sample", help=ds_help)
+    p.add_argument("--token", default=os.environ.get("DIGITLAB_TOKEN"),
+                   help="access token (required when not on 127.0.0.1; generated if absent)")
+    p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser("train", parents=[common], help="train a model with a progress bar and save it")
+    p.add_argument("--dataset", default="sample", help=ds_help)
+    p.add_argument("--epochs", type=_positive_int, default=20)
+    p.add_argument("--batch-size", type=_positive_int, default=128)
+    p.add_argument("--lr", type=_float, default=4e-3, help="peak learning rate of the one-cycle schedule")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--name", help="model name (default: DATASET-DATE-TIME)")
+    p.add_argument("--resume", metavar="NAME", help="continue training this saved model")
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
+    p.add_argument("--threads", type=_positive_int, help="CPU threads for torch (default: all cores)")
+    p.add_argument("--nproc", type=_positive_int, default=1, help="processes for distributed training")
+    p.add_argument("--json", action="store_true", help="end with one JSON line of results")
+    p.add_argument("--quiet", action="store_true", help="no per-epoch lines")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("predict", parents=[common], help="recognise the digit in PNG/JPEG images")
+    p.add_argument("images", nargs="+", metavar="IMAGE")
+    p.add_argument("--model", help="model name (default: the newest)")
+    p.add_argument("--json", action="store_true", help="one JSON object per image")
+    p.set_defaults(func=cmd_predict)
+
+    p = sub.add_parser("evaluate", parents=[common], help="test accuracy, per-class accuracy, confusion matrix")
+    p.add_argument("--model", help="model name (default: the newest)")
+    p.add_argument("--dataset", help="dataset (default: the one the model was trained on)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("summary", parents=[common], help="Keras-style layer table of a model")
+    p.add_argument("--model", help="model name (default: the newest, or the untrained architecture)")
+    p.set_defaults(func=cmd_summary)
+
+    p = sub.add_parser("models", parents=[common], help="list saved models, or `models rm NAME`")
+    p.add_argument("action", nargs="?", help="rm")
+    p.add_argument("name", nargs="?")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_models)
+
+    p = sub.add_parser("export", parents=[common], help="write a portable model file")
+    p.add_argument("name", metavar="NAME")
+    p.add_argument("--format", default="onnx", choices=["onnx", "safetensors", "tfjs"])
+    p.add_argument("--out", required=True, metavar="PATH", help="file or folder to write")
+    p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("data", parents=[common], help="describe a dataset; --download fetches and verifies it")
+    p.add_argument("--dataset", default="sample", help=ds_help)
+    p.add_argument("--download", action="store_true")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_data)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from .data import DatasetError
+    from .inference import PreprocessError
+    from .models import StoreError
+    from .training import ConfigError
+
+    try:
+        return args.func(args)
+    except (CliError, DatasetError, StoreError, ConfigError, PreprocessError) as exc:
+        if args.debug:
+            raise
+        print(f"digitlab: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("digitlab: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

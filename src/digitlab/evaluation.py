@@ -1,0 +1,31 @@
+"""Evaluate a model on a dataset's test split: accuracy, loss, per-class accuracy, confusion matrix."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .inference import Predictor
+
+
+def evaluate_model(onnx_path, dataset, misclassified: int = 48) -> dict:
+    """Run the whole test split through the model's ONNX graph in batches."""
+    predictor = Predictor(onnx_path, threads=1)
+    x = dataset.test_images.astype(np.float32) / 255.0
+    y = dataset.test_labels.astype(np.int64)
+    probs = np.concatenate([predictor.probabilities(x[i:i + 2000]) for i in range(0, len(x), 2000)])
+    pred = probs.argmax(1)
+    confusion = np.zeros((10, 10), dtype=np.int64)
+    np.add.at(confusion, (y, pred), 1)
+    per_class = confusion.diagonal() / np.maximum(confusion.sum(1), 1)
+    loss = float(-np.log(np.clip(probs[np.arange(len(y)), y], 1e-12, None)).mean())
+    wrong = np.flatnonzero(pred != y)[:misclassified]
+    return {
+        "dataset": dataset.name,
+        "count": int(len(y)),
+        "accuracy": float((pred == y).mean()),
+        "loss": loss,
+        "per_class_accuracy": [round(float(a), 6) for a in per_class],
+        "confusion": confusion.tolist(),
+        "misclassified": [{"index": int(i), "label": int(y[i]), "predicted": int(pred[i]),
+                           "confidence": float(probs[i, pred[i]])} for i in wrong],
+    }

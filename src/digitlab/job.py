@@ -1,0 +1,83 @@
+"""A training job: dataset + model (new or resumed) + fit + model store, shared by the CLI and the worker."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterable
+
+from .data import load_dataset
+from .models import ModelStore, build
+from .models.export import onnx_bytes
+from .training import EpochEnd, Event, FitResult, TrainConfig, fit
+
+DEFAULT_ARCHITECTURE = "blog-cnn"
+
+
+@dataclass
+class JobResult:
+    name: str | None  # None when cancelled before the first epoch finished (nothing saved)
+    fit: FitResult
+    record: dict | None
+
+
+def train_model(home: Path, dataset: str = "sample", config: TrainConfig | None = None,
+                name: str | None = None, resume: str | None = None,
+                callbacks: Iterable[Callable[[Event], None]] = (), cancel=None,
+                save_every_epoch: bool = False, progress: bool = False,
+                on_saved: Callable[[str, dict], None] | None = None) -> JobResult:
+    """Train a new model (or continue `resume`) on `dataset` and save it under `name`.
+
+    With `save_every_epoch`, the weights and the ONNX export are saved after each epoch, so a
+    crash or a cancel keeps the last finished epoch and the page can use the model mid-run.
+    """
+    config = config or TrainConfig()
+    store = ModelStore(home)
+    ds = load_dataset(dataset, home=home, progress=progress)
+    config.validate(len(ds.train_labels))
+    if resume:
+        model, previous = store.load(store.resolve(resume))
+        name = name or previous["name"]
+        history = list(previous.get("history", []))
+        created = previous.get("created")
+        architecture = previous["architecture"]
+    else:
+        architecture = DEFAULT_ARCHITECTURE
+        model = build(architecture)
+        history, created = [], None
+    name = store.unique_name(f"{ds.name}-{time.strftime('%Y%m%d-%H%M%S')}") if name is None else name
+    store.folder(name)  # validates the name before any training time is spent
+    offset = len(history)
+    state = {"record": None}
+
+    def record_for(epochs: list[dict]) -> dict:
+        last = epochs[-1] if epochs else {}
+        rec = {"architecture": architecture, "dataset": ds.name, "classes": list(ds.classes),
+               "config": config.to_dict(), "history": epochs, "epochs": len(epochs),
+               "test_accuracy": last.get("val_accuracy"), "test_loss": last.get("val_loss")}
+        if created:
+            rec["created"] = created
+        return rec
+
+    def save() -> None:
+        rec = store.save(name, model, record_for(history), onnx=onnx_bytes(model))
+        state["record"] = rec
+        if on_saved:
+            on_saved(name, rec)
+
+    def on_event(event: Event) -> None:
+        if isinstance(event, EpochEnd):
+            row = event.to_dict()
+            row["epoch"] += offset
+            row.pop("type")
+            history.append(row)
+            if save_every_epoch:
+                save()
+
+    result = fit(model, ds, config, callbacks=[on_event, *callbacks], cancel=cancel)
+    if result.epochs_done and not save_every_epoch:
+        save()
+    if not result.epochs_done:
+        return JobResult(None, result, None)
+    return JobResult(name, result, state["record"])

@@ -1,0 +1,42 @@
+"""Model architectures by name. Every model takes (N, 1, 28, 28) floats in [0, 1] and returns logits."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from torch import nn
+
+ARCHITECTURES: dict[str, Callable[[], nn.Module]] = {}
+
+
+def register(name: str):
+    """Decorator: make an architecture available by `name` (CLI, API, model records)."""
+    def add(factory):
+        ARCHITECTURES[name] = factory
+        return factory
+    return add
+
+
+def build(name: str) -> nn.Module:
+    try:
+        return ARCHITECTURES[name]()
+    except KeyError:
+        raise ValueError(f"unknown architecture {name!r}; known: {', '.join(sorted(ARCHITECTURES))}") from None
+
+
+@register("blog-cnn")
+def blog_cnn() -> nn.Sequential:
+    """The CNN of the TensorFlow.js browser-training blog post, layer for layer (53,866 parameters).
+
+    conv 3x3x8 relu, maxpool 2, conv 3x3x16 relu, maxpool 2, flatten, dense 128 relu, dense 10
+    (the softmax lives in the loss while training and in the exported ONNX graph).
+    """
+    return nn.Sequential(
+        nn.Conv2d(1, 8, 3), nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Conv2d(8, 16, 3), nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Flatten(),
+        nn.Linear(5 * 5 * 16, 128), nn.ReLU(),
+        nn.Linear(128, 10),
+    )

@@ -1,0 +1,20 @@
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+
+@pytest.fixture(scope="session")
+def trained_home(tmp_path_factory):
+    """A home folder with one model trained on the embedded sample (8 epochs, ~97%)."""
+    from digitlab.job import train_model
+    from digitlab.training import TrainConfig
+
+    home = tmp_path_factory.mktemp("home")
+    result = train_model(home, "sample", TrainConfig(epochs=8, seed=1), name="base")
+    assert result.name == "base"
+    return home

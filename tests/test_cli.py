@@ -1,0 +1,87 @@
+import json
+import subprocess
+import sys
+
+import pytest
+
+from strokes import render
+
+
+def digitlab(*args, home, check=True):
+    proc = subprocess.run([sys.executable, "-m", "digitlab.cli", *args, "--home", str(home)],
+                          capture_output=True, text=True, timeout=300)
+    if check:
+        assert proc.returncode == 0, proc.stderr
+    return proc
+
+
+def one_line_error(proc, text):
+    assert proc.returncode != 0
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("digitlab: error:") and text in lines[0], proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_train_json_then_predict_evaluate_models_export(tmp_path):
+    home = tmp_path / "home"
+    out = digitlab("train", "--epochs", "3", "--name", "cli", "--json", home=home)
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert result["model"] == "cli" and result["epochs"] == 3 and result["test_accuracy"] > 0.9
+    assert set(result) == {"model", "epochs", "test_accuracy", "test_loss", "seconds"}
+
+    resumed = json.loads(digitlab("train", "--epochs", "1", "--resume", "cli", "--json", home=home).stdout)
+    assert resumed["model"] == "cli" and resumed["epochs"] == 4
+
+    paths = []
+    for digit, kw in [(7, {}), (1, dict(left=20, top=30, height=90, width=9))]:
+        path = tmp_path / f"d{digit}.png"
+        render(digit, **kw).save(path)
+        paths.append(str(path))
+    lines = digitlab("predict", *paths, "--json", home=home).stdout.strip().splitlines()
+    preds = [json.loads(line) for line in lines]
+    assert [p["digit"] for p in preds] == [7, 1]
+    assert all(len(p["probabilities"]) == 10 and 0 < p["confidence"] <= 1 for p in preds)
+
+    report = json.loads(digitlab("evaluate", "--json", home=home).stdout)
+    assert report["count"] == 2000 and len(report["confusion"]) == 10 and report["accuracy"] > 0.9
+
+    assert "Total params: 53,866" in digitlab("summary", home=home).stdout
+    assert "cli" in digitlab("models", home=home).stdout
+    digitlab("export", "cli", "--format", "onnx", "--out", str(tmp_path / "m.onnx"), home=home)
+    assert (tmp_path / "m.onnx").stat().st_size > 100_000
+    digitlab("models", "rm", "cli", home=home)
+    assert "no saved models" in digitlab("models", home=home).stdout
+
+
+@pytest.mark.parametrize("args, text", [
+    (["train", "--dataset", "nope"], "unknown dataset 'nope'"),
+    (["train", "--lr", "nan"], "learning rate"),
+    (["train", "--batch-size", "9000"], "larger than the 8000"),
+    (["train", "--name", "../evil", "--epochs", "1"], "invalid model name"),
+    (["predict", "x.png"], "no saved models yet"),
+    (["summary", "--model", "ghost"], "no model named 'ghost'"),
+    (["data", "--dataset", "/nonexistent/folder"], "not a folder"),
+])
+def test_errors_are_one_line(tmp_path, args, text):
+    one_line_error(digitlab(*args, home=tmp_path, check=False), text)
+
+
+def test_predict_reports_bad_files_and_exits_non_zero(trained_home, tmp_path):
+    (tmp_path / "bad.png").write_bytes(b"not an image")
+    blank = tmp_path / "blank.png"
+    from PIL import Image
+    Image.new("L", (100, 100), 255).save(blank)
+    proc = digitlab("predict", str(tmp_path / "bad.png"), str(blank), str(tmp_path / "missing.png"),
+                    home=trained_home, check=False)
+    assert proc.returncode == 1
+    assert "not a PNG or JPEG" in proc.stderr and "nothing drawn" in proc.stderr and "No such file" in proc.stderr
+
+
+def test_help_for_every_command(tmp_path):
+    for cmd in ["serve", "train", "predict", "evaluate", "summary", "models", "export", "data"]:
+        assert "usage: digitlab " + cmd in digitlab(cmd, "--help", home=tmp_path).stdout
+
+
+def test_data_describes_sample(tmp_path):
+    info = json.loads(digitlab("data", "--json", home=tmp_path).stdout)
+    assert info["train"] == 8000 and info["test"] == 2000

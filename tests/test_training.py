@@ -1,0 +1,74 @@
+import threading
+
+import numpy as np
+import pytest
+import torch
+
+from digitlab.data import load_dataset
+from digitlab.data.datasets import Dataset
+from digitlab.models import build
+from digitlab.training import BatchEnd, ConfigError, EpochEnd, RunStarted, TrainConfig, fit
+
+
+@pytest.fixture(scope="module")
+def small():
+    ds = load_dataset("sample")
+    return Dataset("small", ds.train_images[:2000], ds.train_labels[:2000], ds.test_images[:500], ds.test_labels[:500])
+
+
+def test_events_and_learning(small):
+    events = []
+    result = fit(build("blog-cnn"), small, TrainConfig(epochs=3, batch_size=50, seed=3), callbacks=[events.append])
+    assert isinstance(events[0], RunStarted) and events[0].batches == 40
+    assert sum(isinstance(e, BatchEnd) for e in events) == 120
+    epochs = [e for e in events if isinstance(e, EpochEnd)]
+    assert [e.epoch for e in epochs] == [1, 2, 3]
+    assert epochs[-1].val_accuracy > 0.85
+    assert epochs[-1].loss < epochs[0].loss
+    assert result.history == epochs and not result.cancelled
+
+
+def test_same_seed_same_weights(small):
+    def run(seed):
+        torch.manual_seed(999)  # fit must not depend on the global state
+        model = build("blog-cnn")
+        fit(model, small, TrainConfig(epochs=1, batch_size=200, seed=seed))
+        return model.state_dict()["0.weight"].clone()
+    assert torch.equal(run(5), run(5))
+    assert not torch.equal(run(5), run(6))
+
+
+def test_cancel_keeps_last_finished_epoch(small):
+    model = build("blog-cnn")
+    cancel = threading.Event()
+    snapshots = []
+
+    def on_event(e):
+        if isinstance(e, EpochEnd):
+            snapshots.append(model.state_dict()["0.weight"].clone())
+        if isinstance(e, BatchEnd) and e.epoch == 2 and e.batch == 5:
+            cancel.set()
+    result = fit(model, small, TrainConfig(epochs=5, batch_size=100), callbacks=[on_event], cancel=cancel)
+    assert result.cancelled and result.epochs_done == 1
+    assert torch.equal(model.state_dict()["0.weight"], snapshots[0])
+
+
+def test_cancel_before_first_batch(small):
+    model = build("blog-cnn")
+    before = model.state_dict()["0.weight"].clone()
+    cancel = threading.Event()
+    cancel.set()
+    result = fit(model, small, TrainConfig(epochs=2), cancel=cancel)
+    assert result.cancelled and result.epochs_done == 0
+    assert torch.equal(model.state_dict()["0.weight"], before)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"epochs": 0}, "epochs"), ({"epochs": -1}, "epochs"), ({"batch_size": 0}, "batch size"),
+    ({"batch_size": 5000}, "larger than the 2000"), ({"learning_rate": 0.0}, "learning rate"),
+    ({"learning_rate": float("nan")}, "learning rate"), ({"learning_rate": -1.0}, "learning rate"),
+    ({"device": "tpu"}, "device"),
+])
+def test_bad_hyperparameters(small, kwargs, message):
+    with pytest.raises(ConfigError, match=message):
+        fit(build("blog-cnn"), small, TrainConfig(**kwargs))
