@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Callable, Iterable
 
 from .data import load_dataset
-from .models import ModelStore, build
+from .models import ModelStore, build, layer_table
 from .models.export import onnx_bytes
 from .training import EpochEnd, Event, FitResult, TrainConfig, fit
 
@@ -50,12 +50,13 @@ def train_model(home: Path, dataset: str = "sample", config: TrainConfig | None 
     store.folder(name)  # validates the name before any training time is spent
     offset = len(history)
     state = {"record": None}
+    summary = layer_table(model)
 
     def record_for(epochs: list[dict]) -> dict:
         last = epochs[-1] if epochs else {}
         rec = {"architecture": architecture, "dataset": ds.name, "classes": list(ds.classes),
                "config": config.to_dict(), "history": epochs, "epochs": len(epochs),
-               "test_accuracy": last.get("val_accuracy"), "test_loss": last.get("val_loss")}
+               "test_accuracy": last.get("val_accuracy"), "test_loss": last.get("val_loss"), "summary": summary}
         if created:
             rec["created"] = created
         return rec

@@ -1,0 +1,137 @@
+"""The run manager: starts runs on the worker, persists their events, fans them out to subscribers.
+
+Worker messages arrive on the supervisor's reader thread, are written to SQLite there, and are
+then handed to the event loop, which pushes them to every subscriber's bounded queue. A slow
+subscriber loses batch events (never epoch or end events) and never slows training down.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import threading
+import uuid
+
+from ..worker import WorkerSupervisor
+from ..worker import protocol as P
+from .db import RunDB
+
+DB_BATCHES_PER_EPOCH = 100  # batch events kept per epoch in the history (the rest are live only)
+
+
+class Busy(Exception):
+    """Another run is training."""
+
+
+class Subscriber:
+    """One listener's queue: batch events beyond `limit` waiting are dropped, others always kept."""
+
+    def __init__(self, limit: int = 256):
+        self.limit = limit
+        self.items: collections.deque[tuple[int, dict]] = collections.deque()
+        self.ready = asyncio.Event()
+        self.dropped = 0
+
+    def push(self, seq: int, event: dict) -> None:
+        if event["type"] == P.BATCH_END and len(self.items) >= self.limit:
+            self.dropped += 1
+            return
+        self.items.append((seq, event))
+        self.ready.set()
+
+    async def get(self) -> tuple[int, dict]:
+        while not self.items:
+            self.ready.clear()
+            await self.ready.wait()
+        return self.items.popleft()
+
+
+class RunManager:
+    def __init__(self, home, db: RunDB, loop: asyncio.AbstractEventLoop, threads: int = 0):
+        self.db, self.loop = db, loop
+        self.subscribers: dict[str, set[Subscriber]] = collections.defaultdict(set)
+        self._seq: dict[str, int] = {}
+        self._batches: dict[str, int] = {}
+        self._lock = threading.Lock()
+        self.active: str | None = None
+        self.listeners: list = []  # callables(event) run in the loop, e.g. cache invalidation
+        db.mark_interrupted()
+        self.supervisor = WorkerSupervisor(str(home), self._on_worker_message, threads=threads)
+
+    def start(self, params: dict) -> str:
+        """Create a run record and hand the job to the worker; raises Busy while one trains."""
+        with self._lock:
+            if self.active is not None:
+                raise Busy(f"run {self.active} is still training; cancel it or wait")
+            run = uuid.uuid4().hex[:12]
+            config = {k: params[k] for k in ("epochs", "batch_size", "learning_rate", "seed")}
+            config["resume"] = params.get("resume")
+            self.db.create(run, params["name"], params["dataset"], config)
+            self._seq[run] = 0
+            try:
+                self.supervisor.start(run, params)
+            except RuntimeError as exc:
+                self.db.finish(run, "failed", str(exc))
+                raise
+            self.active = run
+        return run
+
+    def cancel(self, run: str) -> bool:
+        """Ask the worker to stop `run` at its next batch; False if it is not training."""
+        with self._lock:
+            if self.active != run:
+                return False
+        self.supervisor.cancel(run)
+        return True
+
+    def _on_worker_message(self, msg: dict) -> None:
+        """Reader thread: persist, update state, then publish on the event loop."""
+        kind, run = msg.get("type"), msg.get("run")
+        if kind == P.READY or run is None:
+            return
+        with self._lock:
+            seq = self._seq.get(run, 0)
+            self._seq[run] = seq + 1
+        if kind == P.RUN_STARTED:
+            self._batches[run] = msg["batches"]
+        store = True
+        if kind == P.BATCH_END:
+            stride = max(1, self._batches.get(run, 1) // DB_BATCHES_PER_EPOCH)
+            store = msg["batch"] % stride == 0 or msg["batch"] == msg["batches"]
+        try:
+            if store:
+                self.db.add_event(run, seq, msg)
+            if kind in P.END_EVENTS:
+                state = {P.RUN_FINISHED: "finished", P.RUN_FAILED: "failed", P.RUN_CANCELLED: "cancelled"}[kind]
+                self.db.finish(run, state, msg.get("error"), msg.get("seconds"), msg.get("test_accuracy"))
+        finally:
+            if kind in P.END_EVENTS:
+                with self._lock:
+                    if self.active == run:
+                        self.active = None
+                self._batches.pop(run, None)
+            try:
+                self.loop.call_soon_threadsafe(self._publish, run, seq, msg)
+            except RuntimeError:  # loop closed during shutdown
+                pass
+
+    def _publish(self, run: str, seq: int, msg: dict) -> None:
+        for sub in list(self.subscribers.get(run, ())):
+            sub.push(seq, msg)
+        for listener in self.listeners:
+            listener(msg)
+
+    def subscribe(self, run: str, limit: int = 256) -> Subscriber:
+        sub = Subscriber(limit)
+        self.subscribers[run].add(sub)
+        return sub
+
+    def unsubscribe(self, run: str, sub: Subscriber) -> None:
+        subs = self.subscribers.get(run)
+        if subs is not None:
+            subs.discard(sub)
+            if not subs:
+                self.subscribers.pop(run, None)
+
+    def close(self) -> None:
+        self.supervisor.close()
