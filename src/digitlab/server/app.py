@@ -259,11 +259,11 @@ def create_app(home: Path, dataset: str = "sample", token: str | None = None, wo
                 await ws.close()
                 return
             while True:
-                seq, event = await sub.get()
+                seq, kind, text = await sub.get()
                 if seq <= last:
                     continue
-                await ws.send_text(json.dumps(event))
-                if event["type"] in P.END_EVENTS:
+                await ws.send_text(text)
+                if kind in P.END_EVENTS:
                     await ws.close()
                     return
         except (WebSocketDisconnect, RuntimeError):
@@ -352,6 +352,7 @@ def create_app(home: Path, dataset: str = "sample", token: str | None = None, wo
         return await run_in_threadpool(_predict, name, bytes(body), is_json)
 
     def _predict(name: str, body: bytes, is_json: bool):
+        predictor = state.predictor(name)  # unknown model: 404 before looking at the body
         try:
             if is_json:
                 try:
@@ -363,7 +364,7 @@ def create_app(home: Path, dataset: str = "sample", token: str | None = None, wo
             else:
                 from ..inference import image_to_input
                 x = image_to_input(decode_image(body))
-            prediction = state.predictor(name).predict_input(x)
+            prediction = predictor.predict_input(x)
         except PreprocessError as exc:
             return error(422, str(exc))
         return {"model": name, **prediction.to_dict(), "input": base64.b64encode(

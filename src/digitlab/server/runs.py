@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import json
 import threading
 import uuid
 
@@ -24,22 +25,25 @@ class Busy(Exception):
 
 
 class Subscriber:
-    """One listener's queue: batch events beyond `limit` waiting are dropped, others always kept."""
+    """One listener's queue: batch events beyond `limit` waiting are dropped, others always kept.
+
+    Items are (seq, type, text): each event is serialised once, whatever the number of listeners.
+    """
 
     def __init__(self, limit: int = 256):
         self.limit = limit
-        self.items: collections.deque[tuple[int, dict]] = collections.deque()
+        self.items: collections.deque[tuple[int, str, str]] = collections.deque()
         self.ready = asyncio.Event()
         self.dropped = 0
 
-    def push(self, seq: int, event: dict) -> None:
-        if event["type"] == P.BATCH_END and len(self.items) >= self.limit:
+    def push(self, seq: int, kind: str, text: str) -> None:
+        if kind == P.BATCH_END and len(self.items) >= self.limit:
             self.dropped += 1
             return
-        self.items.append((seq, event))
+        self.items.append((seq, kind, text))
         self.ready.set()
 
-    async def get(self) -> tuple[int, dict]:
+    async def get(self) -> tuple[int, str, str]:
         while not self.items:
             self.ready.clear()
             await self.ready.wait()
@@ -116,8 +120,11 @@ class RunManager:
                 pass
 
     def _publish(self, run: str, seq: int, msg: dict) -> None:
-        for sub in list(self.subscribers.get(run, ())):
-            sub.push(seq, msg)
+        subs = self.subscribers.get(run)
+        if subs:
+            text = json.dumps(msg)
+            for sub in list(subs):
+                sub.push(seq, msg["type"], text)
         for listener in self.listeners:
             listener(msg)
 

@@ -9,11 +9,15 @@ from __future__ import annotations
 import os
 import queue
 import threading
+import time
 from pathlib import Path
 
 from . import protocol as P
 
 NICE = 10
+#: Batch events are sent at most this often (plus each epoch's last batch): the page paints at
+#: 60 fps at best, and every event is fanned out to every subscriber.
+BATCH_EVENT_INTERVAL = 1 / 50
 
 
 def main(conn, home: str, threads: int = 0) -> None:
@@ -34,6 +38,7 @@ def main(conn, home: str, threads: int = 0) -> None:
     inbox: "queue.Queue[dict | None]" = queue.Queue()
     cancel = threading.Event()
     current = {"run": None}
+    cancelled: set[str] = set()  # cancels that may arrive before their run starts
 
     def read() -> None:
         while True:
@@ -42,6 +47,7 @@ def main(conn, home: str, threads: int = 0) -> None:
             except (EOFError, OSError):
                 msg = {"type": P.STOP}
             if msg["type"] == P.CANCEL:
+                cancelled.add(msg.get("run"))
                 if msg.get("run") == current["run"]:
                     cancel.set()
             elif msg["type"] == P.STOP:
@@ -58,9 +64,16 @@ def main(conn, home: str, threads: int = 0) -> None:
         run, params = msg["run"], msg["params"]
         current["run"] = run
         cancel.clear()
-        state = {"model": None}
+        if run in cancelled:
+            cancel.set()
+        state = {"model": None, "last_batch": 0.0}
 
         def send(event: Event | dict) -> None:
+            if getattr(event, "type", None) == P.BATCH_END and event.batch != event.batches:
+                now = time.monotonic()
+                if now - state["last_batch"] < BATCH_EVENT_INTERVAL:
+                    return
+                state["last_batch"] = now
             data = event.to_dict() if isinstance(event, Event) else event
             data["run"] = run
             if data["type"] in (P.RUN_STARTED, P.EPOCH_END):

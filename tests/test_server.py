@@ -1,0 +1,153 @@
+import asyncio
+import io
+import json
+import os
+import signal
+import time
+
+import numpy as np
+import pytest
+import websockets
+
+from server_util import Server
+from strokes import render
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory, trained_home):
+    import shutil
+    home = tmp_path_factory.mktemp("srv")
+    shutil.copytree(trained_home / "models", home / "models")
+    srv = Server(home)
+    yield srv
+    srv.stop()
+
+
+def events_of(server, run, timeout=120):
+    async def collect():
+        out = []
+        async with websockets.connect(server.ws_url(run), open_timeout=10) as ws:
+            async for msg in ws:
+                out.append(json.loads(msg))
+        return out
+    return asyncio.run(asyncio.wait_for(collect(), timeout))
+
+
+def test_health_datasets_examples(server):
+    assert server.client.get("/api/health").json()["status"] == "ok"
+    names = [d["name"] for d in server.client.get("/api/datasets").json()["datasets"]]
+    assert names[:3] == ["sample", "mnist", "fashion-mnist"]
+    ex = server.client.get("/api/datasets/sample/examples", params={"split": "test", "count": 5, "seed": 3}).json()
+    assert len(ex["examples"]) == 5
+    import base64
+    assert len(base64.b64decode(ex["examples"][0]["pixels"])) == 784
+    assert server.client.get("/api/datasets/sample/examples", params={"count": 0}).status_code == 422
+    assert server.client.get("/api/datasets/nope/examples").status_code == 404
+
+
+@pytest.mark.parametrize("body, field", [
+    ({"epochs": 0}, "epochs"), ({"epochs": -3}, "epochs"), ({"batch_size": 0}, "batch_size"),
+    ({"batch_size": 9000}, "batch_size"), ({"learning_rate": 0}, "learning_rate"),
+    ({"learning_rate": -1}, "learning_rate"), ({"learning_rate": "NaN"}, "learning_rate"),
+    ({"dataset": "nope"}, "dataset"), ({"name": "../x"}, "invalid model name"),
+    ({"name": "a" * 4000}, "name"), ({"name": "a\x00b"}, "invalid model name"), ({"resume": "ghost"}, "ghost"),
+    ({"bogus": 1}, "bogus"),
+])
+def test_bad_run_requests_are_refused_with_a_reason(server, body, field):
+    r = server.client.post("/api/runs", json=body)
+    assert r.status_code in (404, 409, 422), r.text
+    assert set(r.json()) == {"error"} and field in r.json()["error"]
+    assert server.client.get("/api/runs").json()["active"] is None
+
+
+def test_train_stream_then_use_the_model(server):
+    r = server.client.post("/api/runs", json={"epochs": 2, "batch_size": 256, "name": "api-model"})
+    assert r.status_code == 201, r.text
+    run = r.json()["id"]
+    second = server.client.post("/api/runs", json={"epochs": 1})
+    assert second.status_code == 409 and "still training" in second.json()["error"]
+    events = events_of(server, run)
+    types = [e["type"] for e in events]
+    assert types[0] == "run.started" and types[-1] == "run.finished"
+    assert types.count("epoch.end") == 2
+    batches = [e for e in events if e["type"] == "batch.end"]
+    assert 2 <= len(batches) <= 2 * 32  # thinned to <= 50/s, each epoch's last batch always sent
+    assert [(e["epoch"], e["batch"]) for e in batches if e["batch"] == e["batches"]] == [(1, 32), (2, 32)]
+    assert all(e["run"] == run for e in events)
+    record = server.client.get(f"/api/runs/{run}").json()
+    assert record["state"] == "finished" and len(record["epochs"]) == 2 and record["test_accuracy"] > 0.8
+    # replay after the end: the same epochs and the end event, then the socket closes
+    replay = events_of(server, run)
+    assert [e["type"] for e in replay if e["type"] != "batch.end"] == [t for t in types if t != "batch.end"]
+
+    model = server.client.get("/api/models/api-model").json()
+    assert model["epochs"] == 2 and "weights" not in model
+    summary = server.client.get("/api/models/api-model/summary").json()
+    assert summary["total_params"] == 53866
+    onnx = server.client.get("/api/models/api-model/model.onnx")
+    assert onnx.status_code == 200 and len(onnx.content) > 100_000
+    report = server.client.get("/api/models/api-model/evaluation").json()
+    assert report["count"] == 2000 and len(report["confusion"]) == 10 and report["misclassified"]
+
+
+def test_predict_png_and_pixels(server):
+    buf = io.BytesIO()
+    render(7, left=30, top=20, height=120, width=10).save(buf, "PNG")
+    r = server.client.post("/api/models/base/predict", content=buf.getvalue(), headers={"content-type": "image/png"})
+    assert r.status_code == 200, r.text
+    assert r.json()["digit"] == 7 and len(r.json()["probabilities"]) == 10
+    pixels = np.asarray(render(4).convert("L")).tolist()
+    r = server.client.post("/api/models/base/predict", json={"pixels": pixels})
+    assert r.status_code == 200 and r.json()["digit"] == 4
+
+
+@pytest.mark.parametrize("content, ctype, status, text", [
+    (b"", "image/png", 400, "empty body"),
+    (b"not an image", "image/png", 422, "not a PNG or JPEG"),
+    (json.dumps({"pixels": [[0] * 28] * 28}).encode(), "application/json", 422, "nothing drawn"),
+    (json.dumps({"pixels": [[1e9] * 28] * 28}).encode(), "application/json", 422, "0..255"),
+    (b'{"pixels": [[NaN]]}', "application/json", 422, "pixels"),
+    (json.dumps({"pixels": [[1] * 10] * 10}).encode(), "application/json", 422, "pixels"),
+    (b"\x00" * (6 << 20), "image/png", 413, "larger than"),
+])
+def test_predict_bad_input(server, content, ctype, status, text):
+    r = server.client.post("/api/models/base/predict", content=content, headers={"content-type": ctype})
+    assert r.status_code == status, r.text
+    assert text in r.json()["error"]
+
+
+def test_predict_unknown_or_bad_model_name(server):
+    assert server.client.post("/api/models/ghost/predict", content=b"x").status_code == 404
+    assert server.client.get("/api/models/..%2F..%2Fetc/summary").status_code in (400, 404)
+
+
+def test_cancel_keeps_last_finished_epoch(server):
+    run = server.client.post("/api/runs", json={"epochs": 50, "batch_size": 64, "name": "to-cancel"}).json()["id"]
+
+    async def cancel_after_first_epoch():
+        seen = []
+        async with websockets.connect(server.ws_url(run)) as ws:
+            async for msg in ws:
+                event = json.loads(msg)
+                seen.append(event)
+                if event["type"] == "epoch.end" and event["epoch"] == 1:
+                    server.client.post(f"/api/runs/{run}/cancel")
+        return seen
+    events = asyncio.run(asyncio.wait_for(cancel_after_first_epoch(), 120))
+    end = events[-1]
+    assert end["type"] == "run.cancelled" and end["epochs_done"] >= 1 and end["model"] == "to-cancel"
+    model = server.client.get("/api/models/to-cancel").json()
+    assert model["epochs"] == end["epochs_done"]
+    assert server.client.get(f"/api/runs/{run}").json()["state"] == "cancelled"
+    assert server.client.post(f"/api/runs/{run}/cancel").status_code == 409
+
+
+def test_unknown_run_on_websocket(server):
+    async def go():
+        async with websockets.connect(server.ws_url("nope")) as ws:
+            msg = json.loads(await ws.recv())
+            with pytest.raises(websockets.ConnectionClosed):
+                await ws.recv()
+            return msg, ws.close_code
+    msg, code = asyncio.run(go())
+    assert msg["type"] == "error" and "no run" in msg["error"] and code == 4404
