@@ -58,6 +58,12 @@ class RunRequest(BaseModel):
         return v
 
 
+class ErrorBody(BaseModel):
+    """Every error: one line saying what is wrong."""
+
+    error: str
+
+
 class PixelsRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     pixels: list[list[float]] = Field(..., min_length=28, max_length=2000)
@@ -128,6 +134,8 @@ def create_app(home: Path, dataset: str = "sample", token: str | None = None, wo
             state.db.close()
 
     app = FastAPI(title="digitlab", version=__version__, lifespan=lifespan,
+                  responses={"4XX": {"model": ErrorBody, "description": "refused: the reason in one line"},
+                             "5XX": {"model": ErrorBody, "description": "server error"}},
                   description="Train and use a handwritten-digit recognizer. Errors are {\"error\": \"...\"}.")
     app.state.digitlab = state
 
