@@ -72,3 +72,46 @@ def test_cancel_before_first_batch(small):
 def test_bad_hyperparameters(small, kwargs, message):
     with pytest.raises(ConfigError, match=message):
         fit(build("blog-cnn"), small, TrainConfig(**kwargs))
+
+
+def test_fast_trainer_follows_the_plain_loop(small):
+    """Sharded threads, channels_last and pool-before-relu change speed, not the math."""
+    from digitlab.training.reference import plain_fit
+
+    config = TrainConfig(epochs=2, batch_size=64, seed=11)
+    torch.manual_seed(0)
+    plain_model = build("blog-cnn")
+    fast_model = build("blog-cnn")
+    fast_model.load_state_dict(plain_model.state_dict())
+    plain = plain_fit(plain_model, small, config)
+    fast = fit(fast_model, small, TrainConfig(epochs=2, batch_size=64, seed=11, threads=2)).history
+    for p, f in zip(plain, fast):
+        assert f.loss == pytest.approx(p["loss"], rel=2e-3)
+        assert f.val_loss == pytest.approx(p["val_loss"], rel=2e-3)
+        assert abs(f.val_accuracy - p["val_accuracy"]) <= 0.004
+    w_plain, w_fast = plain_model.state_dict()["0.weight"], fast_model.state_dict()["0.weight"]
+    assert torch.allclose(w_plain, w_fast, atol=2e-3)
+
+
+def test_training_view_swaps_relu_and_pool_only():
+    from digitlab.training.fit import training_view
+    model = build("blog-cnn")
+    view = training_view(model)
+    kinds = [type(m).__name__ for m in view]
+    assert kinds[:6] == ["Conv2d", "MaxPool2d", "ReLU", "Conv2d", "MaxPool2d", "ReLU"]
+    x = torch.rand(5, 1, 28, 28)
+    assert torch.allclose(view(x), model(x), atol=1e-6)
+    assert list(view.parameters())[0] is list(model.parameters())[0]
+
+
+def test_padded_gather_equals_shift():
+    from digitlab.training.fit import _shift
+    x = torch.randint(0, 256, (6, 1, 28, 28), dtype=torch.uint8)
+    m = 2
+    pad = torch.nn.functional.pad(x, (m, m, m, m))
+    for seed in range(20):
+        gen_a, gen_b = torch.Generator().manual_seed(seed), torch.Generator().manual_seed(seed)
+        expected = _shift(x.float(), m, gen_a)
+        dy, dx = torch.randint(-m, m + 1, (2,), generator=gen_b).tolist()
+        got = pad[torch.arange(6), :, m - dy:m - dy + 28, m - dx:m - dx + 28].float()
+        assert torch.equal(got, expected)

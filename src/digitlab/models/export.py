@@ -18,6 +18,7 @@ def onnx_bytes(model: nn.Module) -> bytes:
     Uses the TorchScript-based exporter: about 0.1 s for this model (the dynamo one takes 2 s),
     which matters because the app exports after every epoch.
     """
+    was_training = model.training
     wrapped = nn.Sequential(model, nn.Softmax(dim=1)).eval()
     buf = io.BytesIO()
     with warnings.catch_warnings():
@@ -27,4 +28,5 @@ def onnx_bytes(model: nn.Module) -> bytes:
             input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
             dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}},
         )
+    model.train(was_training)
     return buf.getvalue()

@@ -3,12 +3,21 @@
 The whole dataset lives on the device as one uint8 tensor; each batch is a single gather plus a
 scale to [0, 1]. Light augmentation shifts each batch by up to `augment` pixels. Validation on the
 test split runs after every epoch under inference_mode.
+
+Speed on CPU (measured in bench/train_speed.py, 2 cores): the forward pass runs on a "training
+view" of the model with the same parameters, ReLU moved after MaxPool (the two commute, and the
+ReLU then touches 4x fewer values) in channels_last layout; and each batch is split into one
+shard per core, each shard's forward/backward running single-threaded on its own Python thread
+(torch releases the GIL inside ops), their gradients summed before one fused Adam step. Together
+about 3x the default PyTorch loop, with the same math.
 """
 
 from __future__ import annotations
 
 import math
+import os
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from typing import Callable, Iterable, Protocol
 
@@ -40,6 +49,7 @@ class TrainConfig:
     seed: int = 0
     augment: int = 2  # max shift in pixels per batch, 0 = off
     device: str = "auto"
+    threads: int = 0  # CPU cores to train on (one batch shard each); 0 = all
 
     def validate(self, train_size: int | None = None) -> "TrainConfig":
         def bad(msg):
@@ -59,6 +69,8 @@ class TrainConfig:
             bad(f"augment must be an integer from 0 to 4, got {self.augment!r}")
         if self.device not in ("auto", "cpu", "cuda", "mps"):
             bad(f"device must be auto, cpu, cuda or mps, got {self.device!r}")
+        if not isinstance(self.threads, int) or not 0 <= self.threads <= 256:
+            bad(f"threads must be an integer from 0 (all cores) to 256, got {self.threads!r}")
         return self
 
     def to_dict(self) -> dict:
@@ -89,6 +101,67 @@ def pick_device(name: str = "auto") -> torch.device:
     if name == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
         raise ConfigError("device mps requested but Metal is not available")
     return torch.device(name)
+
+
+def training_view(model: nn.Module) -> nn.Module:
+    """The model with each ReLU -> MaxPool2d pair swapped (identical outputs and gradients).
+
+    max(relu(a), relu(b)) == relu(max(a, b)), so pooling first lets the ReLU and its backward
+    work on a quarter of the values. Parameters are shared, not copied.
+    """
+    if not isinstance(model, nn.Sequential):
+        return model
+    layers = list(model.children())
+    i = 0
+    while i < len(layers) - 1:
+        if isinstance(layers[i], nn.ReLU) and isinstance(layers[i + 1], nn.MaxPool2d):
+            layers[i], layers[i + 1] = layers[i + 1], layers[i]
+            i += 2
+        else:
+            i += 1
+    return nn.Sequential(*layers)
+
+
+def cpu_cores() -> int:
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:
+        return max(1, os.cpu_count() or 1)
+
+
+class ShardedStep:
+    """Forward + backward of one batch split into shards, one per thread; gradients summed.
+
+    Each shard's loss is weighted by its share of the batch, so the summed gradient equals the
+    whole batch's mean-loss gradient.
+    """
+
+    def __init__(self, view: nn.Module, params: list[torch.Tensor], shards: int):
+        self.view, self.params, self.shards = view, params, shards
+        self.pool = ThreadPoolExecutor(shards - 1, thread_name_prefix="fit-shard") if shards > 1 else None
+
+    def _shard(self, xb, yb, weight):
+        logits = self.view(xb)
+        loss = F.cross_entropy(logits, yb) * weight
+        grads = torch.autograd.grad(loss, self.params)
+        return loss.detach(), (logits.argmax(1) == yb).sum(), grads
+
+    def __call__(self, xb: torch.Tensor, yb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Set each parameter's .grad for batch (xb, yb); returns (mean loss, number correct)."""
+        n = len(xb)
+        parts = [p for p in zip(torch.tensor_split(xb, self.shards), torch.tensor_split(yb, self.shards)) if len(p[1])]
+        futures = [self.pool.submit(self._shard, x, y, len(y) / n) for x, y in parts[1:]] if self.pool else []
+        results = [self._shard(parts[0][0], parts[0][1], len(parts[0][1]) / n)] + [f.result() for f in futures]
+        for i, p in enumerate(self.params):
+            grad = results[0][2][i]
+            for r in results[1:]:
+                grad = grad + r[2][i]
+            p.grad = grad
+        return sum(r[0] for r in results), sum(r[1] for r in results)
+
+    def close(self) -> None:
+        if self.pool:
+            self.pool.shutdown()
 
 
 def as_tensors(images: np.ndarray, labels: np.ndarray, device) -> tuple[torch.Tensor, torch.Tensor]:
@@ -132,16 +205,34 @@ def fit(model: nn.Module, dataset, config: TrainConfig | None = None,
     model is put back to its state at the end of the last finished epoch.
     """
     config = (config or TrainConfig()).validate(len(dataset.train_labels))
-    callbacks = list(callbacks)
     device = pick_device(config.device)
-    torch.manual_seed(config.seed)
+    shards = 1 if device.type != "cpu" else (config.threads or cpu_cores())
+    threads_before = torch.get_num_threads()
+    if device.type == "cpu":
+        torch.set_num_threads(1)  # parallelism comes from the shards, and no OpenMP pool spins
+    step = None
+    try:
+        torch.manual_seed(config.seed)
+        model.to(device, memory_format=torch.channels_last).train()
+        step = ShardedStep(training_view(model), list(model.parameters()), shards)
+        return _fit(model, step, dataset, config, device, list(callbacks), cancel)
+    finally:
+        if step is not None:
+            step.close()
+        model.to(memory_format=torch.contiguous_format)
+        torch.set_num_threads(threads_before)
+
+
+def _fit(model, step, dataset, config, device, callbacks, cancel) -> FitResult:
     gen = torch.Generator().manual_seed(config.seed)
-    model.to(device).train()
     x, y = as_tensors(dataset.train_images, dataset.train_labels, device)
     xt, yt = as_tensors(dataset.test_images, dataset.test_labels, device)
     n, bs = len(x), config.batch_size
     batches = math.ceil(n / bs)
-    opt = torch.optim.Adam(model.parameters(), lr=config.learning_rate)
+    m = config.augment
+    x_pad = F.pad(x, (m, m, m, m)) if m else x  # zero border: shifting is then slicing
+    fused = {"fused": True} if device.type in ("cpu", "cuda") else {}
+    opt = torch.optim.Adam(model.parameters(), lr=config.learning_rate, **fused)
     sched = torch.optim.lr_scheduler.OneCycleLR(
         opt, max_lr=config.learning_rate, total_steps=config.epochs * batches, pct_start=0.2)
 
@@ -163,17 +254,15 @@ def fit(model: nn.Module, dataset, config: TrainConfig | None = None,
                 model.load_state_dict(last_good)
                 return FitResult(history, True, time.perf_counter() - start, str(device))
             idx = perm[b * bs:(b + 1) * bs]
-            xb = x[idx].float().div_(255)
-            if config.augment:
-                xb = _shift(xb, config.augment, gen)
+            if config.augment:  # the same draws and result as _shift(), in one gather from padded data
+                dy, dx = torch.randint(-m, m + 1, (2,), generator=gen).tolist()
+                xb = x_pad[idx, :, m - dy:m - dy + 28, m - dx:m - dx + 28].float().div_(255)
+            else:
+                xb = x[idx].float().div_(255)
             yb = y[idx]
-            logits = model(xb)
-            loss = F.cross_entropy(logits, yb)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
+            loss, batch_correct = step(xb, yb)
             opt.step()
             sched.step()
-            batch_correct = (logits.argmax(1) == yb).sum()
             loss_sum += loss.detach() * len(idx)
             correct += batch_correct
             if callbacks:
@@ -182,7 +271,7 @@ def fit(model: nn.Module, dataset, config: TrainConfig | None = None,
                 emit(BatchEnd(epoch, b + 1, batches, loss.item(), batch_correct.item() / len(idx),
                               seen / max(now - epoch_start, 1e-9), now - start))
         epoch_seconds = time.perf_counter() - epoch_start
-        val_loss, val_acc = evaluate(model, xt, yt)
+        val_loss, val_acc = evaluate(step.view, xt, yt)
         event = EpochEnd(epoch, config.epochs, loss_sum.item() / n, correct.item() / n, val_loss, val_acc,
                          n / epoch_seconds, time.perf_counter() - start, epoch_seconds)
         history.append(event)
