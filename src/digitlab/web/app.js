@@ -20,7 +20,6 @@ const inbox = [];
 let frameQueued = false;
 let drawingDirty = false;
 let strokeEndedAt = null;
-let pendingResult = null;
 
 function schedule() {
   if (!frameQueued) { frameQueued = true; requestAnimationFrame(frame); }
@@ -34,7 +33,6 @@ function frame() {
   lossChart.flush();
   accChart.flush();
   if (drawingDirty) { drawingDirty = false; recognise(); }
-  if (pendingResult) { showResult(pendingResult); pendingResult = null; }
 }
 
 // ---- training --------------------------------------------------------------------------------
@@ -195,7 +193,8 @@ const pad = new DrawingPad($('pad'), {
     $('undo').disabled = pad.empty; $('clear').disabled = pad.empty;
     drawingDirty = true; schedule();
   },
-  onStrokeEnd: () => { strokeEndedAt = performance.now(); drawingDirty = true; schedule(); },
+  // the stroke's end is recognised at once, not at the next frame: that is the latency users feel
+  onStrokeEnd: () => { strokeEndedAt = performance.now(); drawingDirty = false; recognise(); },
 });
 $('undo').addEventListener('click', () => pad.undo());
 $('clear').addEventListener('click', () => pad.clear());
@@ -217,8 +216,7 @@ async function recognise() {
     const result = await recognizer.recognise(pad.pixels(), $('pad'));
     if (!result) return;
     result.strokeEndedAt = endedAt;
-    pendingResult = result;
-    schedule();
+    showResult(result);  // a few text and style writes; painted with the next frame
   } catch (err) {
     $('confidence').textContent = `recognition failed: ${err.message}`;
   }

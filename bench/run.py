@@ -1,0 +1,73 @@
+"""`make bench`: run every benchmark, write bench/results/*.json, print a table.
+
+    make bench                 # all
+    make bench ARGS="load"     # some: train_speed, inference, load, ui_frames
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(__file__))
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+from common import machine  # noqa: E402
+
+ALL = ["train_speed", "inference", "load", "ui_frames"]
+
+
+def table(results: dict) -> str:
+    lines = [f"machine: {machine()['cores']} cores, {machine()['cpu']}, torch {machine()['torch']}", ""]
+    add = lines.append
+    if "train_speed" in results:
+        r = results["train_speed"]
+        add(f"training, one epoch of {r['rows'][0]['images']:,} {r['dataset']} images (second epoch, best of interleaved rounds)")
+        add(f"{'batch':>6} {'PyTorch loop s':>15} {'digitlab s':>11} {'img/s':>8} {'speedup':>8}")
+        for row in r["rows"]:
+            add(f"{row['batch_size']:>6} {row['baseline_epoch_s']:>15.2f} {row['digitlab_epoch_s']:>11.2f} "
+                f"{row['digitlab_images_per_s']:>8,} {row['speedup']:>7.2f}x")
+        t = r["time_to_accuracy"]
+        if t["fashion_mnist_90pct_s"]:
+            add(f"time to 90% on Fashion-MNIST test: {t['fashion_mnist_90pct_s']:.1f} s")
+        if t["sample_98pct_s"]:
+            add(f"time to 98% on the MNIST sample: {t['sample_98pct_s']:.1f} s "
+                f"(default 20 epochs: {t['sample_final_accuracy']:.2%} in {t['sample_total_s']:.1f} s)")
+        add(f"trainer peak RSS: {r['rows'][0]['digitlab_peak_rss_mb']} MB")
+        add("")
+    if "inference" in results:
+        r = results["inference"]
+        add(f"inference: one image {r['single_image_model_ms']['onnxruntime_p50'] * 1000:.0f} us (onnxruntime) vs "
+            f"{r['single_image_model_ms']['torch_eager_p50'] * 1000:.0f} us (torch); "
+            f"{r['batch']['images']:,} images {r['batch']['onnxruntime_s']:.3f} s vs {r['batch']['torch_eager_s']:.3f} s")
+        add("")
+    if "load" in results:
+        r = results["load"]
+        for key in ("idle", "while_training"):
+            v = r[key]
+            add(f"predict route, {r['concurrency']} concurrent, {key.replace('_', ' ')}: {v['requests_per_s']} req/s, "
+                f"p50 {v['p50_ms']} ms, p99 {v['p99_ms']} ms, errors {v['errors']}")
+        add("")
+    if "ui_frames" in results:
+        r = results["ui_frames"]
+        f, lt, d = r["frame_interval_ms"], r["long_tasks"], r["draw_to_prediction_ms"]
+        add(f"page while training ({r['seconds']} s): frame interval p50 {f['p50']} / p99 {f['p99']} / max {f['max']} ms; "
+            f"long tasks {lt['count']} (max {lt['max_ms']} ms); draw-to-prediction p50 {d['p50']} / p95 {d['p95']} ms")
+    return "\n".join(lines)
+
+
+def main(names: list[str]) -> int:
+    results = {}
+    for name in names or ALL:
+        if name not in ALL:
+            print(f"unknown benchmark {name!r}; choose from {', '.join(ALL)}", file=sys.stderr)
+            return 2
+        print(f"running {name}...", file=sys.stderr, flush=True)
+        results[name] = importlib.import_module(name).main()
+    print(table(results))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

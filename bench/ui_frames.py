@@ -1,0 +1,95 @@
+"""The page's smoothness in headless Chromium while a training run streams events.
+
+Measures, over at least 10 s of training: frame intervals from requestAnimationFrame (p50, p99,
+max), main-thread long tasks (PerformanceObserver 'longtask'), and draw-to-prediction latency
+(stroke end to result shown) for strokes drawn with real mouse movements meanwhile.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, os.path.dirname(__file__))
+from common import percentile, save  # noqa: E402
+
+SECONDS = 12
+RECORDER = """() => {
+  window.__frames = []; window.__longtasks = [];
+  let last = performance.now();
+  const tick = (t) => { window.__frames.push(t - last); last = t; if (!window.__stopFrames) requestAnimationFrame(tick); };
+  requestAnimationFrame(tick);
+  new PerformanceObserver((list) => { for (const e of list.getEntries()) window.__longtasks.push(e.duration); })
+    .observe({ type: 'longtask' });
+}"""
+
+
+def main() -> dict:
+    from playwright.sync_api import sync_playwright
+
+    from server_util import Server
+    from strokes import place
+
+    home = Path(tempfile.mkdtemp(prefix="digitlab-ui-"))
+    server = Server(home)
+    try:
+        run = server.client.post("/api/runs", json={"epochs": 3, "name": "base"}).json()["id"]
+        server.wait_run(run)
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=[
+                "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                "--no-first-run"])
+            page = browser.new_page(viewport={"width": 1280, "height": 1000})
+            page.goto(server.url)
+            deadline = time.time() + 30
+            while not page.evaluate("window.__digitlab && window.__digitlab.ready === true && window.__digitlab.mode === 'worker'"):
+                if time.time() > deadline:
+                    raise RuntimeError("page not ready")
+                time.sleep(0.1)
+            page.fill("#epochs", "200")
+            page.fill("#batch-size", "64")
+            page.click("#start")
+            while page.evaluate("window.__digitlab.chartPoints()") < 5:
+                time.sleep(0.05)
+            page.evaluate(RECORDER)
+            box = page.locator("#pad").bounding_box()
+            start = time.time()
+            strokes = 0
+            digits = [1, 4, 7]
+            while time.time() - start < SECONDS:
+                for stroke in place(digits[strokes % 3], 60, 40, 200):
+                    page.mouse.move(box["x"] + stroke[0][0], box["y"] + stroke[0][1])
+                    page.mouse.down()
+                    for x, y in stroke[1:]:
+                        page.mouse.move(box["x"] + x, box["y"] + y, steps=10)
+                    page.mouse.up()
+                time.sleep(0.3)
+                page.click("#clear")
+                strokes += 1
+            page.evaluate("window.__stopFrames = true")
+            frames = page.evaluate("window.__frames.slice(1)")
+            longtasks = page.evaluate("window.__longtasks")
+            latencies = page.evaluate("window.__digitlab.latencies")
+            events = page.evaluate("window.__digitlab.events")
+            page.click("#cancel")
+            browser.close()
+    finally:
+        server.stop()
+    result = {
+        "seconds": SECONDS, "training_events_applied": events, "frames": len(frames),
+        "frame_interval_ms": {"p50": round(percentile(frames, 0.5), 2), "p99": round(percentile(frames, 0.99), 2),
+                              "max": round(max(frames), 2)},
+        "long_tasks": {"count": len(longtasks), "max_ms": round(max(longtasks), 1) if longtasks else 0},
+        "draw_to_prediction_ms": {"strokes": len(latencies), "p50": round(percentile(latencies, 0.5), 2),
+                                  "p95": round(percentile(latencies, 0.95), 2)},
+    }
+    save("ui_frames", result)
+    return result
+
+
+if __name__ == "__main__":
+    print(json.dumps(main(), indent=1))
