@@ -56,6 +56,7 @@ def main() -> dict:
             while page.evaluate("window.__digitlab.chartPoints()") < 5:
                 time.sleep(0.05)
             page.evaluate(RECORDER)
+            page.locator("#pad").scroll_into_view_if_needed()
             box = page.locator("#pad").bounding_box()
             start = time.time()
             strokes = 0

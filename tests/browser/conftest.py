@@ -60,6 +60,7 @@ class Page:
         return self.page.locator(selector).inner_text()
 
     def draw(self, strokes):
+        self.page.locator("#pad").scroll_into_view_if_needed()
         box = self.page.locator("#pad").bounding_box()
         for stroke in strokes:
             self.page.mouse.move(box["x"] + stroke[0][0], box["y"] + stroke[0][1])

@@ -12,6 +12,7 @@ import contextlib
 import json
 import math
 import threading
+import time
 from pathlib import Path
 from typing import Literal
 
@@ -208,7 +209,8 @@ def create_app(home: Path, dataset: str = "sample", token: str | None = None, wo
                     raise HTTPException(404, f"no model named {req.resume!r} to resume")
                 name = req.name or req.resume
             else:
-                name = req.name or state.store.unique_name(f"{req.dataset}-run")
+                stem = Path(req.dataset).name if req.dataset not in REMOTES and req.dataset != "sample" else req.dataset
+                name = req.name or state.store.unique_name(f"{stem}-{time.strftime('%Y%m%d-%H%M%S')}")
             check_name(name)
         except StoreError as exc:
             raise HTTPException(422, str(exc)) from None
