@@ -85,3 +85,11 @@ def test_help_for_every_command(tmp_path):
 def test_data_describes_sample(tmp_path):
     info = json.loads(digitlab("data", "--json", home=tmp_path).stdout)
     assert info["train"] == 8000 and info["test"] == 2000
+
+
+def test_unwritable_home_is_a_clear_error(tmp_path):
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "models").write_text("not a folder")  # as root, permissions cannot make it unwritable
+    proc = digitlab("train", "--epochs", "1", "--name", "x", home=home, check=False)
+    one_line_error(proc, "cannot save models in")

@@ -116,6 +116,46 @@ def test_predict_bad_input(server, content, ctype, status, text):
     assert text in r.json()["error"]
 
 
+def _png(width, height, color=0):
+    from PIL import Image
+    buf = io.BytesIO()
+    Image.new("L", (width, height), color).save(buf, "PNG")
+    return buf.getvalue()
+
+
+def _bomb_png() -> bytes:
+    """A small PNG whose header claims 30000 x 30000 pixels (900 MP) of zeros."""
+    import struct
+    import zlib
+    width = height = 30000
+    raw = zlib.compress(b"\x00" * (width + 1) * 200)  # only a few rows: the header is what matters
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0))
+            + chunk(b"IDAT", raw) + chunk(b"IEND", b""))
+
+
+@pytest.mark.parametrize("body, status, text", [
+    (_png(1, 1), 422, "at least 8x8"),
+    (_bomb_png(), 422, "more than the"),
+    (b"GIF89a" + b"\x00" * 20, 422, "PNG or JPEG"),
+])
+def test_predict_odd_images(server, body, status, text):
+    r = server.client.post("/api/models/base/predict", content=body, headers={"content-type": "image/png"})
+    assert r.status_code == status, r.text
+    assert text in r.json()["error"]
+
+
+def test_predict_very_wide_image_is_handled(server):
+    from PIL import Image, ImageDraw
+    img = Image.new("L", (10000, 10), 255)
+    ImageDraw.Draw(img).line([(4000, 2), (4000, 8)], fill=0, width=2)
+    buf = io.BytesIO()
+    img.save(buf, "PNG")
+    r = server.client.post("/api/models/base/predict", content=buf.getvalue(), headers={"content-type": "image/png"})
+    assert r.status_code == 200 and 0 <= r.json()["digit"] <= 9
+
+
 def test_predict_unknown_or_bad_model_name(server):
     assert server.client.post("/api/models/ghost/predict", content=b"x").status_code == 404
     assert server.client.get("/api/models/..%2F..%2Fetc/summary").status_code in (400, 404)

@@ -115,3 +115,25 @@ def test_padded_gather_equals_shift():
         dy, dx = torch.randint(-m, m + 1, (2,), generator=gen_b).tolist()
         got = pad[torch.arange(6), :, m - dy:m - dy + 28, m - dx:m - dx + 28].float()
         assert torch.equal(got, expected)
+
+
+def test_cancel_during_the_epoch_end_save(small, tmp_path):
+    """A cancel that arrives while the epoch's model is being saved keeps exactly that epoch."""
+    from digitlab.job import train_model
+    from digitlab.models import ModelStore
+
+    cancel = threading.Event()
+    ds_dir = tmp_path / "small"
+    ds_dir.mkdir()
+    from digitlab.data import write_idx
+    from digitlab.data.datasets import STEMS
+    for stem, arr in zip(STEMS, (small.train_images, small.train_labels, small.test_images, small.test_labels)):
+        write_idx(ds_dir / f"{stem}.gz", arr)
+
+    def on_saved(name, record):
+        cancel.set()  # lands while the worker is still inside the save callback
+    result = train_model(tmp_path / "home", str(ds_dir), TrainConfig(epochs=4, batch_size=100), name="m",
+                         cancel=cancel, save_every_epoch=True, on_saved=on_saved)
+    assert result.fit.cancelled and result.fit.epochs_done == 1
+    model, record = ModelStore(tmp_path / "home").load("m")
+    assert record["epochs"] == 1

@@ -34,6 +34,7 @@ def train_model(home: Path, dataset: str = "sample", config: TrainConfig | None 
     """
     config = config or TrainConfig()
     store = ModelStore(home)
+    store.ensure_writable()
     ds = load_dataset(dataset, home=home, progress=progress)
     config.validate(len(ds.train_labels))
     if resume:

@@ -41,8 +41,10 @@ def decode_image(data: bytes):
             img.load()
     except PreprocessError:
         raise
-    except (UnidentifiedImageError, Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise PreprocessError("not a PNG or JPEG image (or one too large to decode safely)") from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise PreprocessError(f"image has more than the {MAX_IMAGE_PIXELS:,} pixels accepted") from None
+    except UnidentifiedImageError:
+        raise PreprocessError("not a PNG or JPEG image") from None
     except (OSError, SyntaxError, ValueError) as exc:
         raise PreprocessError(f"corrupt or truncated image ({exc})") from None
     return img

@@ -57,6 +57,16 @@ class ModelStore:
     def __init__(self, home: str | os.PathLike):
         self.root = Path(home) / "models"
 
+    def ensure_writable(self) -> None:
+        """Fail now, with a clear message, rather than after a training run that cannot be saved."""
+        probe = self.root / f".probe-{uuid.uuid4().hex[:8]}"
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            probe.write_bytes(b"")
+            probe.unlink()
+        except OSError as exc:
+            raise StoreError(f"cannot save models in {self.root}: {exc.strerror or exc}") from None
+
     def folder(self, name: str) -> Path:
         return self.root / check_name(name)
 
