@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import tempfile
 import platform
 import sys
 import time
@@ -44,3 +46,14 @@ def save(name: str, data: dict) -> Path:
     path = RESULTS / f"{name}.json"
     path.write_text(json.dumps(data, indent=1))
     return path
+
+
+@contextlib.contextmanager
+def server_with_model(prefix: str, name: str = "bench", epochs: int = 2):
+    """A running `digitlab serve` on a fresh home holding one model trained through the API."""
+    from server_util import serving
+
+    with serving(Path(tempfile.mkdtemp(prefix=prefix))) as server:
+        run = server.client.post("/api/runs", json={"epochs": epochs, "name": name}).json()["id"]
+        server.wait_run(run)
+        yield server

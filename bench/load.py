@@ -10,12 +10,10 @@ import json
 import os
 import subprocess
 import sys
-import tempfile
 import time
-from pathlib import Path
 
 sys.path.insert(0, os.path.dirname(__file__))
-from common import percentile, save  # noqa: E402
+from common import percentile, save, server_with_model  # noqa: E402
 
 REQUESTS, CONCURRENCY, TIME_LIMIT = 1500, 8, 60.0
 
@@ -62,17 +60,12 @@ def measure(server, body_path: str) -> dict:
 
 
 def main() -> dict:
-    from server_util import Server
     from strokes import render
 
-    home = Path(tempfile.mkdtemp(prefix="digitlab-load-"))
-    server = Server(home)
-    try:
-        run = server.client.post("/api/runs", json={"epochs": 2, "name": "bench"}).json()["id"]
-        server.wait_run(run)
+    with server_with_model("digitlab-load-") as server:
         buf = io.BytesIO()
         render(7).save(buf, "PNG")
-        body = home / "seven.png"
+        body = server.home / "seven.png"
         body.write_bytes(buf.getvalue())
         idle = measure(server, str(body))
         run = server.client.post("/api/runs", json={"epochs": 500, "batch_size": 64, "name": "busy"}).json()["id"]
@@ -81,8 +74,6 @@ def main() -> dict:
         record = server.client.get(f"/api/runs/{run}").json()
         server.client.post(f"/api/runs/{run}/cancel")
         server.wait_run(run)
-    finally:
-        server.stop()
     result = {"concurrency": CONCURRENCY, "body": "280x280 PNG drawing", "idle": idle, "while_training": busy,
               "p50_slowdown_while_training": round(busy["p50_ms"] / idle["p50_ms"], 2),
               "training_still_running": record["state"] == "running"}

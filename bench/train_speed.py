@@ -8,7 +8,6 @@ backward per batch), digitlab's fit() as the app runs it. Epoch seconds are the 
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import resource

@@ -10,12 +10,10 @@ from __future__ import annotations
 import json
 import os
 import sys
-import tempfile
 import time
-from pathlib import Path
 
 sys.path.insert(0, os.path.dirname(__file__))
-from common import percentile, save  # noqa: E402
+from common import percentile, save, server_with_model  # noqa: E402
 
 SECONDS = 12
 RECORDER = """() => {
@@ -31,55 +29,47 @@ RECORDER = """() => {
 def main() -> dict:
     from playwright.sync_api import sync_playwright
 
-    from server_util import Server
     from strokes import place
 
-    home = Path(tempfile.mkdtemp(prefix="digitlab-ui-"))
-    server = Server(home)
-    try:
-        run = server.client.post("/api/runs", json={"epochs": 3, "name": "base"}).json()["id"]
-        server.wait_run(run)
-        with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=[
-                "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                "--no-first-run"])
-            page = browser.new_page(viewport={"width": 1280, "height": 1000})
-            page.goto(server.url)
-            deadline = time.time() + 30
-            while not page.evaluate("window.__digitlab && window.__digitlab.ready === true && window.__digitlab.mode === 'worker'"):
-                if time.time() > deadline:
-                    raise RuntimeError("page not ready")
-                time.sleep(0.1)
-            page.fill("#epochs", "200")
-            page.fill("#batch-size", "64")
-            page.click("#start")
-            while page.evaluate("window.__digitlab.chartPoints()") < 5:
-                time.sleep(0.05)
-            page.evaluate(RECORDER)
-            page.locator("#pad").scroll_into_view_if_needed()
-            box = page.locator("#pad").bounding_box()
-            start = time.time()
-            strokes = 0
-            digits = [1, 4, 7]
-            while time.time() - start < SECONDS:
-                for stroke in place(digits[strokes % 3], 60, 40, 200):
-                    page.mouse.move(box["x"] + stroke[0][0], box["y"] + stroke[0][1])
-                    page.mouse.down()
-                    for x, y in stroke[1:]:
-                        page.mouse.move(box["x"] + x, box["y"] + y, steps=10)
-                    page.mouse.up()
-                time.sleep(0.3)
-                page.click("#clear")
-                strokes += 1
-            page.evaluate("window.__stopFrames = true")
-            frames = page.evaluate("window.__frames.slice(1)")
-            longtasks = page.evaluate("window.__longtasks")
-            latencies = page.evaluate("window.__digitlab.latencies")
-            events = page.evaluate("window.__digitlab.events")
-            page.click("#cancel")
-            browser.close()
-    finally:
-        server.stop()
+    with server_with_model("digitlab-ui-", epochs=3) as server, sync_playwright() as p:
+        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=[
+            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+            "--no-first-run"])
+        page = browser.new_page(viewport={"width": 1280, "height": 1000})
+        page.goto(server.url)
+        deadline = time.time() + 30
+        while not page.evaluate("window.__digitlab && window.__digitlab.ready === true && window.__digitlab.mode === 'worker'"):
+            if time.time() > deadline:
+                raise RuntimeError("page not ready")
+            time.sleep(0.1)
+        page.fill("#epochs", "200")
+        page.fill("#batch-size", "64")
+        page.click("#start")
+        while page.evaluate("window.__digitlab.chartPoints()") < 5:
+            time.sleep(0.05)
+        page.evaluate(RECORDER)
+        page.locator("#pad").scroll_into_view_if_needed()
+        box = page.locator("#pad").bounding_box()
+        start = time.time()
+        strokes = 0
+        digits = [1, 4, 7]
+        while time.time() - start < SECONDS:
+            for stroke in place(digits[strokes % 3], 60, 40, 200):
+                page.mouse.move(box["x"] + stroke[0][0], box["y"] + stroke[0][1])
+                page.mouse.down()
+                for x, y in stroke[1:]:
+                    page.mouse.move(box["x"] + x, box["y"] + y, steps=10)
+                page.mouse.up()
+            time.sleep(0.3)
+            page.click("#clear")
+            strokes += 1
+        page.evaluate("window.__stopFrames = true")
+        frames = page.evaluate("window.__frames.slice(1)")
+        longtasks = page.evaluate("window.__longtasks")
+        latencies = page.evaluate("window.__digitlab.latencies")
+        events = page.evaluate("window.__digitlab.events")
+        page.click("#cancel")
+        browser.close()
     result = {
         "seconds": SECONDS, "training_events_applied": events, "frames": len(frames),
         "frame_interval_ms": {"p50": round(percentile(frames, 0.5), 2), "p99": round(percentile(frames, 0.99), 2),

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -81,3 +83,15 @@ class Server:
                 self.proc.kill()
                 self.proc.wait()
         self.client.close()
+
+
+@contextlib.contextmanager
+def serving(home: Path, *args: str, models_from: Path | None = None):
+    """A running server on `home` (given a copy of the models in `models_from`), stopped afterwards."""
+    if models_from is not None:
+        shutil.copytree(models_from / "models", home / "models")
+    srv = Server(home, *args)
+    try:
+        yield srv
+    finally:
+        srv.stop()

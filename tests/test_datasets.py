@@ -1,7 +1,5 @@
-import gzip
 import hashlib
 import http.server
-import shutil
 import threading
 from pathlib import Path
 

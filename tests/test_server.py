@@ -1,26 +1,19 @@
 import asyncio
 import io
 import json
-import os
-import signal
-import time
 
 import numpy as np
 import pytest
 import websockets
 
-from server_util import Server
+from server_util import serving
 from strokes import render
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory, trained_home):
-    import shutil
-    home = tmp_path_factory.mktemp("srv")
-    shutil.copytree(trained_home / "models", home / "models")
-    srv = Server(home)
-    yield srv
-    srv.stop()
+    with serving(tmp_path_factory.mktemp("srv"), models_from=trained_home) as srv:
+        yield srv
 
 
 def events_of(server, run, timeout=120):

@@ -56,11 +56,8 @@ def cmd_train(args) -> int:
     if args.nproc != 1:
         raise CliError("--nproc above 1 (distributed training with torchrun) is not available yet")
     config = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.lr,
-                         seed=args.seed, device=args.device)
+                         seed=args.seed, device=args.device, threads=args.threads or 0)
     config.validate()
-    if args.threads:
-        import torch
-        torch.set_num_threads(args.threads)
     bar = None
     quiet = args.json or args.quiet
 
@@ -262,7 +259,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--name", help="model name (default: DATASET-DATE-TIME)")
     p.add_argument("--resume", metavar="NAME", help="continue training this saved model")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
-    p.add_argument("--threads", type=_positive_int, help="CPU threads for torch (default: all cores)")
+    p.add_argument("--threads", type=_positive_int, help="CPU cores to train on (default: all)")
     p.add_argument("--nproc", type=_positive_int, default=1, help="processes for distributed training")
     p.add_argument("--json", action="store_true", help="end with one JSON line of results")
     p.add_argument("--quiet", action="store_true", help="no per-epoch lines")

@@ -3,7 +3,7 @@ import time
 
 import pytest
 
-from server_util import Server
+from server_util import serving
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
@@ -24,11 +24,8 @@ def browser():
 
 @pytest.fixture(scope="module")
 def app_server(tmp_path_factory, trained_home):
-    home = tmp_path_factory.mktemp("web")
-    shutil.copytree(trained_home / "models", home / "models")
-    srv = Server(home)
-    yield srv
-    srv.stop()
+    with serving(tmp_path_factory.mktemp("web"), models_from=trained_home) as srv:
+        yield srv
 
 
 class Page:

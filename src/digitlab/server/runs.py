@@ -58,7 +58,6 @@ class RunManager:
         self._batches: dict[str, int] = {}
         self._lock = threading.Lock()
         self.active: str | None = None
-        self.listeners: list = []  # callables(event) run in the loop, e.g. cache invalidation
         db.mark_interrupted()
         self.supervisor = WorkerSupervisor(str(home), self._on_worker_message, threads=threads)
 
@@ -125,8 +124,6 @@ class RunManager:
             text = json.dumps(msg)
             for sub in list(subs):
                 sub.push(seq, msg["type"], text)
-        for listener in self.listeners:
-            listener(msg)
 
     def subscribe(self, run: str, limit: int = 256) -> Subscriber:
         sub = Subscriber(limit)

@@ -21,20 +21,15 @@ BATCH_EVENT_INTERVAL = 1 / 50
 
 
 def main(conn, home: str, threads: int = 0) -> None:
-    """Entry point of the worker process (`multiprocessing` target)."""
+    """Entry point of the worker process (`multiprocessing` target); `threads`: cores to train on, 0 = all."""
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # sleeping, not spinning, OpenMP threads
     try:
         os.nice(NICE)
     except OSError:
         pass
-    import torch
-
-    from ..data import DatasetError
     from ..job import train_model
     from ..training import Event, TrainConfig
 
-    if threads:
-        torch.set_num_threads(threads)
     inbox: "queue.Queue[dict | None]" = queue.Queue()
     cancel = threading.Event()
     current = {"run": None}
@@ -85,7 +80,7 @@ def main(conn, home: str, threads: int = 0) -> None:
 
         try:
             config = TrainConfig(epochs=params["epochs"], batch_size=params["batch_size"],
-                                 learning_rate=params["learning_rate"], seed=params["seed"])
+                                 learning_rate=params["learning_rate"], seed=params["seed"], threads=threads)
             state["model"] = params.get("name")
             result = train_model(Path(home), params["dataset"], config, name=params.get("name"),
                                  resume=params.get("resume"), callbacks=[send], cancel=cancel,
@@ -95,7 +90,7 @@ def main(conn, home: str, threads: int = 0) -> None:
                   "model": result.name, "epochs_done": result.fit.epochs_done,
                   "test_accuracy": last.val_accuracy if last else None,
                   "test_loss": last.val_loss if last else None, "seconds": result.fit.seconds})
-        except (Exception, DatasetError) as exc:  # noqa: BLE001 - every failure becomes run.failed
+        except Exception as exc:  # noqa: BLE001 - every failure becomes run.failed, with its message
             send({"type": P.RUN_FAILED, "error": P.one_line(exc), "model": state["model"]})
         finally:
             current["run"] = None
