@@ -14,11 +14,11 @@ ARGS   ?=
 setup: $(VENV)/.installed $(VENDOR)/.installed
 
 # torch first and on its own: a bare `torch` requirement would pull a multi-GB CUDA build (DEVELOPERS.md).
-$(VENV)/.installed: pyproject.toml requirements.lock
+$(VENV)/.installed: pyproject.toml setup.py requirements.lock src/digitlab/training/kernels.c
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -c "import torch" 2>/dev/null || $(PIP) install -q "$(TORCH)"
 	$(PIP) install -q -r requirements.lock
-	$(PIP) install -q --no-deps -e .
+	$(PIP) install -q --no-deps -e .   # also compiles the fused CPU kernels (setup.py)
 	touch $@
 
 # Front-end libraries from the npm lockfile, copied next to the page (served locally, never a CDN).

@@ -73,8 +73,20 @@ def test_bad_hyperparameters(small, kwargs, message):
         fit(build("blog-cnn"), small, TrainConfig(**kwargs))
 
 
-def test_fast_trainer_follows_the_plain_loop(small):
-    """Sharded threads, channels_last and pool-before-relu change speed, not the math."""
+@pytest.fixture(params=["kernels", "torch-ops"])
+def trainer_path(request, monkeypatch):
+    """Run a test with the fused C kernels and again with PyTorch's own ops."""
+    from digitlab.training import kernels
+    if request.param == "kernels":
+        if kernels.LIB is None:
+            pytest.fail("the fused kernels were not built (pip install -e . compiles them)")
+    else:
+        monkeypatch.setattr(kernels, "LIB", None)
+    return request.param
+
+
+def test_fast_trainer_follows_the_plain_loop(small, trainer_path):
+    """Sharded threads, fused kernels or pool-before-relu change speed, not the math."""
     from digitlab.training.reference import plain_fit
 
     config = TrainConfig(epochs=2, batch_size=64, seed=11)
@@ -92,8 +104,10 @@ def test_fast_trainer_follows_the_plain_loop(small):
     assert torch.allclose(w_plain, w_fast, atol=2e-3)
 
 
-def test_training_view_swaps_relu_and_pool_only():
+def test_training_view_without_kernels_swaps_relu_and_pool_only(monkeypatch):
+    from digitlab.training import kernels
     from digitlab.training.fit import training_view
+    monkeypatch.setattr(kernels, "LIB", None)
     model = build("blog-cnn")
     view = training_view(model)
     kinds = [type(m).__name__ for m in view]
@@ -136,3 +150,35 @@ def test_cancel_during_the_epoch_end_save(small, tmp_path):
     assert result.fit.cancelled and result.fit.epochs_done == 1
     model, record = ModelStore(tmp_path / "home").load("m")
     assert record["epochs"] == 1
+
+
+@pytest.mark.parametrize("cin, cout, size, input_grad", [(1, 8, 28, False), (1, 8, 28, True), (8, 16, 13, True),
+                                                          (8, 16, 12, True)])
+def test_fused_kernels_match_torch(cin, cout, size, input_grad):
+    from digitlab.training import kernels
+    assert kernels.LIB is not None, "the fused kernels were not built"
+    torch.manual_seed(cin + size)
+    conv = torch.nn.Conv2d(cin, cout, 3)
+    x = torch.randn(5, cin, size, size, requires_grad=input_grad)
+    x.data[0, :, :4, :4] = 0.0  # flat regions: ties in the pool must go where torch sends them
+    ref = torch.relu(torch.nn.functional.max_pool2d(conv(x), 2))
+    g = torch.randn_like(ref)
+    wanted = [conv.weight, conv.bias] + ([x] if input_grad else [])
+    ref_grads = torch.autograd.grad(ref, wanted, g)
+    xn = x.detach().permute(0, 2, 3, 1).contiguous().requires_grad_(input_grad)
+    out = kernels.ConvPoolReLU(conv)(xn)
+    assert torch.allclose(out.permute(0, 3, 1, 2), ref, atol=1e-5)
+    grads = torch.autograd.grad(out, [conv.weight, conv.bias] + ([xn] if input_grad else []), g.permute(0, 2, 3, 1))
+    assert torch.allclose(grads[0], ref_grads[0], atol=1e-3, rtol=1e-4)
+    assert torch.allclose(grads[1], ref_grads[1], atol=1e-3, rtol=1e-4)
+    if input_grad:
+        assert torch.allclose(grads[2].permute(0, 3, 1, 2), ref_grads[2], atol=1e-5)
+
+
+def test_fused_view_of_the_blog_cnn_matches_the_model():
+    from digitlab.training.fit import fused_view
+    model = build("blog-cnn")
+    view = fused_view(model)
+    assert view is not None
+    x = torch.rand(9, 1, 28, 28)
+    assert torch.allclose(view(x), model(x), atol=1e-5)

@@ -4,12 +4,13 @@ The whole dataset lives on the device as one uint8 tensor; each batch is a singl
 scale to [0, 1]. Light augmentation shifts each batch by up to `augment` pixels. Validation on the
 test split runs after every epoch under inference_mode.
 
-Speed on CPU (measured in bench/train_speed.py, 2 cores): the forward pass runs on a "training
-view" of the model with the same parameters, ReLU moved after MaxPool (the two commute, and the
-ReLU then touches 4x fewer values) in channels_last layout; and each batch is split into one
-shard per core, each shard's forward/backward running single-threaded on its own Python thread
-(torch releases the GIL inside ops), their gradients summed before one fused Adam step. Together
-about 3x the default PyTorch loop, with the same math.
+Speed on CPU (bench/train_speed.py, 2 cores): training runs on a "training view" of the model
+with the same parameters: each conv -> ReLU -> max-pool block on fused C kernels (kernels.c,
+about 10x PyTorch's oneDNN path for these 1-16 channel convolutions), or, without them, PyTorch
+ops with the ReLU moved after the pool (they commute; it then touches 4x fewer values) in
+channels_last. Each batch is split into one shard per core, each shard's forward/backward
+running single-threaded on its own Python thread (the GIL is released inside the kernels and
+torch ops), their gradients summed before one fused Adam step. Same math as the plain loop.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from . import kernels
 from .events import BatchEnd, EpochEnd, Event, RunStarted
 
 Callback = Callable[[Event], None]
@@ -103,12 +105,43 @@ def pick_device(name: str = "auto") -> torch.device:
     return torch.device(name)
 
 
-def training_view(model: nn.Module) -> nn.Module:
-    """The model with each ReLU -> MaxPool2d pair swapped (identical outputs and gradients).
+def _is_pool2(m: nn.Module) -> bool:
+    return (isinstance(m, nn.MaxPool2d) and m.kernel_size in (2, (2, 2)) and m.stride in (2, (2, 2))
+            and m.padding in (0, (0, 0)) and m.dilation in (1, (1, 1)) and not m.ceil_mode)
 
-    max(relu(a), relu(b)) == relu(max(a, b)), so pooling first lets the ReLU and its backward
-    work on a quarter of the values. Parameters are shared, not copied.
+
+def fused_view(model: nn.Module) -> nn.Module | None:
+    """The model with every Conv2d -> ReLU -> MaxPool2d(2) run by the fused C kernels, or None.
+
+    Only when the compiled kernels are there and every convolution fits them; activations flow
+    NHWC between the fused blocks and go back to NCHW before the first non-convolutional layer.
     """
+    from . import kernels
+
+    if not isinstance(model, nn.Sequential) or kernels.LIB is None:
+        return None
+    layers, out, i = list(model.children()), [kernels.ToNHWC()], 0
+    while i + 2 < len(layers) and isinstance(layers[i], nn.Conv2d):
+        conv, relu, pool = layers[i:i + 3]
+        if not (kernels.available(conv) and isinstance(relu, nn.ReLU) and _is_pool2(pool)):
+            return None
+        out.append(kernels.ConvPoolReLU(conv))
+        i += 3
+    if i == 0 or any(isinstance(m, nn.Conv2d) for m in layers[i:]):
+        return None
+    return nn.Sequential(*out, kernels.ToNCHW(), *layers[i:])
+
+
+def training_view(model: nn.Module) -> nn.Module:
+    """The model rearranged for CPU speed, with the same parameters, outputs and gradients.
+
+    The fused kernels when they apply (fused_view); otherwise each ReLU -> MaxPool2d pair is
+    swapped: max(relu(a), relu(b)) == relu(max(a, b)), so pooling first lets the ReLU and its
+    backward work on a quarter of the values.
+    """
+    fused = fused_view(model)
+    if fused is not None:
+        return fused
     if not isinstance(model, nn.Sequential):
         return model
     layers = list(model.children())
@@ -156,6 +189,8 @@ class ShardedStep:
             grad = results[0][2][i]
             for r in results[1:]:
                 grad = grad + r[2][i]
+            if grad.stride() != p.stride():  # fused Adam walks both as flat memory
+                grad = torch.empty_like(p).copy_(grad)
             p.grad = grad
         return sum(r[0] for r in results), sum(r[1] for r in results)
 
@@ -213,8 +248,11 @@ def fit(model: nn.Module, dataset, config: TrainConfig | None = None,
     step = None
     try:
         torch.manual_seed(config.seed)
-        model.to(device, memory_format=torch.channels_last).train()
-        step = ShardedStep(training_view(model), list(model.parameters()), shards)
+        model.to(device).train()
+        view = training_view(model) if device.type == "cpu" else model
+        if not any(isinstance(m, kernels.ConvPoolReLU) for m in view.modules()):
+            model.to(memory_format=torch.channels_last)  # faster pooling in PyTorch's own ops
+        step = ShardedStep(view, list(model.parameters()), shards)
         return _fit(model, step, dataset, config, device, list(callbacks), cancel)
     finally:
         if step is not None:
