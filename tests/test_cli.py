@@ -93,3 +93,22 @@ def test_unwritable_home_is_a_clear_error(tmp_path):
     (home / "models").write_text("not a folder")  # as root, permissions cannot make it unwritable
     proc = digitlab("train", "--epochs", "1", "--name", "x", home=home, check=False)
     one_line_error(proc, "cannot save models in")
+
+
+def test_ctrl_c_stops_after_the_batch_and_keeps_finished_epochs(tmp_path):
+    import re
+    import signal
+    from digitlab.models import ModelStore
+
+    proc = subprocess.Popen([sys.executable, "-m", "digitlab.cli", "train", "--epochs", "200", "--name", "stopped",
+                             "--home", str(tmp_path), "--batch-size", "32"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    for line in proc.stderr:  # per-epoch lines end in a newline (the progress bar does not)
+        if re.search(r"epoch 1/200 +loss", line):
+            break
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    epochs = int(re.search(r"saved model stopped: .* after (\d+) epochs", out).group(1))
+    assert 1 <= epochs < 200 and "stopping after this batch" in err
+    assert ModelStore(tmp_path).record("stopped")["epochs"] == epochs

@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -78,18 +80,21 @@ def cmd_train(args) -> int:
                       f"val_loss {event.val_loss:.4f}  val_acc {event.val_accuracy:.4f}  "
                       f"{event.epoch_seconds:.2f}s  {event.images_per_s:,.0f} img/s", file=sys.stderr)
 
-    class Interrupt:
-        flag = False
+    # First Ctrl-C: stop at the next batch and save the last finished epoch. Second: abort.
+    cancel = threading.Event()
 
-        def is_set(self):
-            return self.flag
+    def on_sigint(signum, frame):
+        if cancel.is_set():
+            raise KeyboardInterrupt
+        cancel.set()
+        print("\ndigitlab: stopping after this batch; Ctrl-C again to abort without saving", file=sys.stderr)
 
-    cancel = Interrupt()
+    previous = signal.signal(signal.SIGINT, on_sigint)
     try:
         result = train_model(_home(args), args.dataset, config, name=args.name, resume=args.resume,
                              callbacks=[show], cancel=cancel, progress=not args.json)
-    except KeyboardInterrupt:
-        raise CliError("interrupted") from None
+    finally:
+        signal.signal(signal.SIGINT, previous)
     if result.name is None:
         raise CliError("cancelled before the first epoch finished; nothing saved")
     last = result.fit.history[-1]

@@ -30,11 +30,19 @@ class StoreError(Exception):
     """A model is missing, unreadable or cannot be written; the message says which and why."""
 
 
+class ModelNotFound(StoreError):
+    """No model by that name (or none at all)."""
+
+
+class InvalidModelName(StoreError):
+    """A name that cannot be a model's folder."""
+
+
 def check_name(name: str) -> str:
     """Model names are folder names: letters, digits, . _ - (64 at most), no path tricks."""
     if not isinstance(name, str) or not NAME_RE.match(name) or ".." in name:
         shown = name if isinstance(name, str) and len(name) <= 80 else f"{str(name)[:40]!r}..."
-        raise StoreError(f"invalid model name {shown!r}: use 1-64 letters, digits, '.', '_' or '-'")
+        raise InvalidModelName(f"invalid model name {shown!r}: use 1-64 letters, digits, '.', '_' or '-'")
     return name
 
 
@@ -105,7 +113,7 @@ class ModelStore:
         try:
             return json.loads(path.read_text())
         except FileNotFoundError:
-            raise StoreError(f"no model named {name!r}") from None
+            raise ModelNotFound(f"no model named {name!r}") from None
         except (OSError, ValueError) as exc:
             raise StoreError(f"model {name!r}: unreadable record ({exc})") from None
 
@@ -148,17 +156,17 @@ class ModelStore:
         if name is None:
             models = self.list()
             if not models:
-                raise StoreError("no saved models yet; train one with `digitlab train`")
+                raise ModelNotFound("no saved models yet; train one with `digitlab train`")
             return models[0]["name"]
         if not self.exists(name):
-            raise StoreError(f"no model named {check_name(name)!r}")
+            raise ModelNotFound(f"no model named {check_name(name)!r}")
         return name
 
     def delete(self, name: str) -> None:
         """Remove a model: renamed away first (atomic), then deleted."""
         folder = self.folder(name)
         if not (folder / RECORD).is_file():
-            raise StoreError(f"no model named {name!r}")
+            raise ModelNotFound(f"no model named {name!r}")
         trash = self.root / f".deleted-{name}-{uuid.uuid4().hex[:6]}"
         os.replace(folder, trash)
         shutil.rmtree(trash, ignore_errors=True)

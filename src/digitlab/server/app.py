@@ -29,7 +29,7 @@ from ..data import DatasetError, load_dataset
 from ..data.datasets import FASHION_SYSTEM_DIR, REMOTES, cached_folder, find_idx_files
 from ..inference import PreprocessError, Predictor, pixels_to_input
 from ..inference.predict import decode_image
-from ..models import ModelStore, StoreError, check_name
+from ..models import InvalidModelName, ModelNotFound, ModelStore, StoreError, check_name
 from ..worker import protocol as P
 from .db import RunDB
 from .runs import Busy, RunManager
@@ -115,6 +115,23 @@ class State:
                 self._predictors[path] = Predictor(path)
             return self._predictors[path]
 
+    def evaluation(self, name: str) -> dict:
+        """The model's report on its dataset's test split, computed once per saved version."""
+        from ..evaluation import evaluate_model
+
+        record = self.store.record(name)
+        key = (name, record.get("onnx"))
+        if key not in self._evaluations:
+            ds = self.dataset(record.get("dataset", "sample"))
+            report = evaluate_model(self.store.onnx_path(name), ds)
+            for m in report["misclassified"]:
+                m["pixels"] = base64.b64encode(ds.test_images[m["index"]].tobytes()).decode()
+            report["classes"] = list(ds.classes)
+            with self._lock:
+                self._evaluations = {k: v for k, v in self._evaluations.items() if k[0] != name}
+                self._evaluations[key] = report
+        return self._evaluations[key]
+
     def architecture_summary(self) -> list:
         if self._summary is None:
             from ..models import build, layer_table  # imports torch once, in a threadpool thread
@@ -152,8 +169,8 @@ def create_app(home: Path, dataset: str = "sample", token: str | None = None, wo
 
     @app.exception_handler(StoreError)
     async def store_error(request: Request, exc: StoreError):
-        return error(404 if "no model named" in str(exc) else 400 if "invalid model name" in str(exc) else 500,
-                     str(exc))
+        status = 404 if isinstance(exc, ModelNotFound) else 400 if isinstance(exc, InvalidModelName) else 500
+        return error(status, str(exc))
 
     # ---- health, datasets -------------------------------------------------------------------
 
@@ -315,21 +332,10 @@ def create_app(home: Path, dataset: str = "sample", token: str | None = None, wo
 
     @app.get("/api/models/{name}/evaluation")
     def model_evaluation(name: str):
-        from ..evaluation import evaluate_model
-        record = state.store.record(name)
-        key = (name, record.get("onnx"))
-        if key not in state._evaluations:
-            try:
-                ds = state.dataset(record.get("dataset", "sample"))
-            except DatasetError as exc:
-                raise HTTPException(409, str(exc)) from None
-            report = evaluate_model(state.store.onnx_path(name), ds)
-            for m in report["misclassified"]:
-                m["pixels"] = base64.b64encode(ds.test_images[m["index"]].tobytes()).decode()
-            report["classes"] = list(ds.classes)
-            state._evaluations = {k: v for k, v in state._evaluations.items() if k[0] != name}
-            state._evaluations[key] = report
-        return {"model": name, **state._evaluations[key]}
+        try:
+            return {"model": name, **state.evaluation(name)}
+        except DatasetError as exc:
+            raise HTTPException(409, str(exc)) from None
 
     @app.get("/api/models/{name}/model.onnx")
     def model_onnx(name: str):
