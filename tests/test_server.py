@@ -83,6 +83,15 @@ def test_train_stream_then_use_the_model(server):
     assert report["count"] == 2000 and len(report["confusion"]) == 10 and report["misclassified"]
 
 
+def test_resume_continues_the_same_model(server):
+    before = server.client.get("/api/models/base").json()["epochs"]
+    r = server.client.post("/api/runs", json={"resume": "base", "epochs": 1, "batch_size": 256})
+    assert r.status_code == 201 and r.json()["model"] == "base"
+    assert server.wait_run(r.json()["id"])["state"] == "finished"
+    after = server.client.get("/api/models/base").json()
+    assert after["epochs"] == before + 1 and [h["epoch"] for h in after["history"]][-1] == before + 1
+
+
 def test_predict_png_and_pixels(server):
     buf = io.BytesIO()
     render(7, left=30, top=20, height=120, width=10).save(buf, "PNG")

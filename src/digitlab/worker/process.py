@@ -94,3 +94,4 @@ def main(conn, home: str, threads: int = 0) -> None:
             send({"type": P.RUN_FAILED, "error": P.one_line(exc), "model": state["model"]})
         finally:
             current["run"] = None
+            cancelled.discard(run)
