@@ -173,18 +173,22 @@ class ShardedStep:
         self.view, self.params, self.shards = view, params, shards
         self.pool = ThreadPoolExecutor(shards - 1, thread_name_prefix="fit-shard") if shards > 1 else None
 
-    def _shard(self, xb, yb, weight):
+    def _shard(self, load, part, y, weight):
+        xb, yb = load(part), y.index_select(0, part)
         logits = self.view(xb)
         loss = F.cross_entropy(logits, yb) * weight
         grads = torch.autograd.grad(loss, self.params)
         return loss.detach(), (logits.argmax(1) == yb).sum(), grads
 
-    def __call__(self, xb: torch.Tensor, yb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Set each parameter's .grad for batch (xb, yb); returns (mean loss, number correct)."""
-        n = len(xb)
-        parts = [p for p in zip(torch.tensor_split(xb, self.shards), torch.tensor_split(yb, self.shards)) if len(p[1])]
-        futures = [self.pool.submit(self._shard, x, y, len(y) / n) for x, y in parts[1:]] if self.pool else []
-        results = [self._shard(parts[0][0], parts[0][1], len(parts[0][1]) / n)] + [f.result() for f in futures]
+    def __call__(self, idx: torch.Tensor, load, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Set each parameter's .grad for the batch of examples `idx`; returns (mean loss, number correct).
+
+        `load(indices)` gathers a shard's images, on the shard's own thread.
+        """
+        n = len(idx)
+        parts = [p for p in torch.tensor_split(idx, self.shards) if len(p)]
+        futures = [self.pool.submit(self._shard, load, p, y, len(p) / n) for p in parts[1:]] if self.pool else []
+        results = [self._shard(load, parts[0], y, len(parts[0]) / n)] + [f.result() for f in futures]
         for i, p in enumerate(self.params):
             grad = results[0][2][i]
             for r in results[1:]:
@@ -292,13 +296,15 @@ def _fit(model, step, dataset, config, device, callbacks, cancel) -> FitResult:
                 model.load_state_dict(last_good)
                 return FitResult(history, True, time.perf_counter() - start, str(device))
             idx = perm[b * bs:(b + 1) * bs]
-            if config.augment:  # the same draws and result as _shift(), in one gather from padded data
+            if m:  # the same draws and result as _shift(), in one gather from the padded data
                 dy, dx = torch.randint(-m, m + 1, (2,), generator=gen).tolist()
-                xb = x_pad[idx, :, m - dy:m - dy + 28, m - dx:m - dx + 28].float().div_(255)
+
+                def load(part, top=m - dy, left=m - dx):
+                    return x_pad.index_select(0, part)[:, :, top:top + 28, left:left + 28].float().div_(255)
             else:
-                xb = x[idx].float().div_(255)
-            yb = y[idx]
-            loss, batch_correct = step(xb, yb)
+                def load(part):
+                    return x.index_select(0, part).float().div_(255)
+            loss, batch_correct = step(idx, load, y)
             opt.step()
             sched.step()
             loss_sum += loss.detach() * len(idx)
