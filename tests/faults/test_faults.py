@@ -109,7 +109,7 @@ def test_cancel_right_after_start(server):
 def test_fifty_subscribers_one_never_reading(server):
     """Training speed with 50 subscribers (one stalled) stays within 10% of none."""
     def timed(name, subscribers):
-        run = start(server, epochs=3, batch_size=32, name=name)
+        run = start(server, epochs=6, batch_size=32, name=name)
 
         async def main():
             async def reader():
