@@ -43,7 +43,7 @@ class ConfigError(ValueError):
 
 @dataclass
 class TrainConfig:
-    """Hyperparameters; the defaults reach ~98.5% on the embedded sample in ~10 s on 2 CPU cores."""
+    """Hyperparameters; the defaults reach ~98.4% on the embedded sample in ~3 s on 2 CPU cores."""
 
     epochs: int = 20
     batch_size: int = 128
@@ -272,7 +272,8 @@ def _fit(model, step, dataset, config, device, callbacks, cancel) -> FitResult:
     n, bs = len(x), config.batch_size
     batches = math.ceil(n / bs)
     m = config.augment
-    x_pad = F.pad(x, (m, m, m, m)) if m else x  # zero border: shifting is then slicing
+    if m:
+        x = F.pad(x, (m, m, m, m))  # a zero border: shifting a batch is then slicing it
     fused = {"fused": True} if device.type in ("cpu", "cuda") else {}
     opt = torch.optim.Adam(model.parameters(), lr=config.learning_rate, **fused)
     sched = torch.optim.lr_scheduler.OneCycleLR(
@@ -296,14 +297,11 @@ def _fit(model, step, dataset, config, device, callbacks, cancel) -> FitResult:
                 model.load_state_dict(last_good)
                 return FitResult(history, True, time.perf_counter() - start, str(device))
             idx = perm[b * bs:(b + 1) * bs]
-            if m:  # the same draws and result as _shift(), in one gather from the padded data
-                dy, dx = torch.randint(-m, m + 1, (2,), generator=gen).tolist()
+            # the same draws and result as _shift(), in one gather from the padded data
+            dy, dx = torch.randint(-m, m + 1, (2,), generator=gen).tolist() if m else (0, 0)
 
-                def load(part, top=m - dy, left=m - dx):
-                    return x_pad.index_select(0, part)[:, :, top:top + 28, left:left + 28].float().div_(255)
-            else:
-                def load(part):
-                    return x.index_select(0, part).float().div_(255)
+            def load(part, top=m - dy, left=m - dx):
+                return x.index_select(0, part)[:, :, top:top + 28, left:left + 28].float().div_(255)
             loss, batch_correct = step(idx, load, y)
             opt.step()
             sched.step()
