@@ -193,3 +193,26 @@ def test_unknown_run_on_websocket(server):
             return msg, ws.close_code
     msg, code = asyncio.run(go())
     assert msg["type"] == "error" and "no run" in msg["error"] and code == 4404
+
+
+def test_serving_a_folder_dataset(tmp_path):
+    """`serve --dataset DIR`: the folder is offered by its name, for examples, training and evaluation."""
+    from digitlab.data import load_dataset, write_idx
+    from digitlab.data.datasets import STEMS
+
+    sample = load_dataset("sample")
+    folder = tmp_path / "my digits"
+    folder.mkdir()
+    for stem, arr in zip(STEMS, (sample.train_images[:1000], sample.train_labels[:1000],
+                                 sample.test_images[:300], sample.test_labels[:300])):
+        write_idx(folder / stem, arr)
+    with serving(tmp_path / "home", "--dataset", str(folder)) as srv:
+        datasets = {d["name"]: d for d in srv.client.get("/api/datasets").json()["datasets"]}
+        assert datasets["my digits"]["default"] and datasets["my digits"]["train"] == 1000
+        assert len(srv.client.get("/api/datasets/my digits/examples", params={"count": 3}).json()["examples"]) == 3
+        r = srv.client.post("/api/runs", json={"dataset": "my digits", "epochs": 1, "batch_size": 100})
+        assert r.status_code == 201, r.text
+        assert r.json()["model"].startswith("my-digits-")  # model names never hold spaces
+        assert srv.wait_run(r.json()["id"])["state"] == "finished"
+        report = srv.client.get(f"/api/models/{r.json()['model']}/evaluation").json()
+        assert report["count"] == 300

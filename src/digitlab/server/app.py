@@ -78,7 +78,11 @@ class State:
     """What the app holds: the model store, run history, the worker, caches of datasets and sessions."""
 
     def __init__(self, home: Path, dataset: str):
-        self.home, self.default_dataset = home, dataset
+        self.home = home
+        # datasets by the name the API uses; a folder given to `serve --dataset` goes by its own name
+        self.specs = {name: name for name in ("sample", "mnist", "fashion-mnist")}
+        self.default_dataset = dataset if dataset in self.specs else (Path(dataset).name or "custom")
+        self.specs.setdefault(self.default_dataset, dataset)
         self.store = ModelStore(home)
         self.db = RunDB(home / "runs.sqlite3")
         self.manager: RunManager | None = None
@@ -87,18 +91,18 @@ class State:
         self._evaluations: dict[tuple, dict] = {}
         self._summary: list | None = None
         self._lock = threading.Lock()
+        self._dataset_lock = threading.Lock()  # loading one can take a moment: not under _lock
 
     def dataset(self, name: str):
-        with self._lock:
+        if name not in self.specs:
+            raise DatasetError(f"dataset {name!r} is not served here (start `digitlab serve --dataset ...`)")
+        with self._dataset_lock:
             if name not in self._datasets:
-                self._datasets[name] = load_dataset(name, home=self.home, allow_download=False)
+                self._datasets[name] = load_dataset(self.specs[name], home=self.home, allow_download=False)
             return self._datasets[name]
 
     def dataset_names(self) -> list[str]:
-        names = ["sample", "mnist", "fashion-mnist"]
-        if self.default_dataset not in names:
-            names.append(self.default_dataset)
-        return names
+        return list(self.specs)
 
     def available(self, name: str) -> bool:
         if name in REMOTES:
@@ -226,14 +230,13 @@ def create_app(home: Path, dataset: str = "sample", token: str | None = None, wo
                     raise HTTPException(404, f"no model named {req.resume!r} to resume")
                 name = req.name or req.resume
             else:
-                stem = Path(req.dataset).name if req.dataset not in REMOTES and req.dataset != "sample" else req.dataset
-                name = req.name or state.store.unique_name(f"{stem}-{time.strftime('%Y%m%d-%H%M%S')}")
+                name = req.name or state.store.unique_name(f"{req.dataset}-{time.strftime('%Y%m%d-%H%M%S')}")
             check_name(name)
         except StoreError as exc:
             raise HTTPException(422, str(exc)) from None
         if not req.resume and req.name and state.store.exists(req.name):
             raise HTTPException(409, f"a model named {req.name!r} exists; pick another name or resume it")
-        params = {**req.model_dump(), "name": name}
+        params = {**req.model_dump(), "name": name, "dataset": state.specs[req.dataset]}
         try:
             run = state.manager.start(params)
         except Busy as exc:
