@@ -72,3 +72,17 @@ def test_loopback_default_has_headers_and_no_cors(tmp_path):
         assert r.headers["x-content-type-options"] == "nosniff"
     finally:
         srv.stop()
+
+
+def test_second_server_on_the_same_home_is_refused(tmp_path):
+    import subprocess
+    import sys
+    srv = Server(tmp_path)
+    try:
+        proc = subprocess.run([sys.executable, "-m", "digitlab.cli", "serve", "--no-browser", "--home", str(tmp_path)],
+                              capture_output=True, text=True, timeout=60)
+        assert proc.returncode == 1
+        assert f"another digitlab serve (pid {srv.proc.pid}) is using" in proc.stderr
+        assert srv.client.get("/api/health").status_code == 200
+    finally:
+        srv.stop()

@@ -311,11 +311,12 @@ def main(argv: list[str] | None = None) -> int:
     from .data import DatasetError
     from .inference import PreprocessError
     from .models import StoreError
+    from .server.main import ServeError
     from .training import ConfigError
 
     try:
         return args.func(args)
-    except (CliError, DatasetError, StoreError, ConfigError, PreprocessError) as exc:
+    except (CliError, DatasetError, StoreError, ConfigError, PreprocessError, ServeError, OSError) as exc:
         if args.debug:
             raise
         print(f"digitlab: error: {exc}", file=sys.stderr)

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import fcntl
+import os
 import socket
 import sys
 import threading
 import webbrowser
 from pathlib import Path
 
-from .security import is_loopback, new_token
 
 
 def free_port(host: str, start: int, tries: int = 50) -> int:
@@ -23,14 +24,39 @@ def free_port(host: str, start: int, tries: int = 50) -> int:
     raise OSError(f"no free port on {host} from {start} to {start + tries - 1}")
 
 
+class ServeError(Exception):
+    """The server cannot start as asked; the message says why."""
+
+
+def lock_home(home: Path):
+    """Hold HOME/serve.lock for the life of the process: two servers on one home would each mark
+    the other's running run as interrupted. Returns the open file (keep it referenced)."""
+    home.mkdir(parents=True, exist_ok=True)
+    fh = open(home / "serve.lock", "a+")
+    try:
+        fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        fh.seek(0)
+        pid = fh.read().strip() or "?"
+        fh.close()
+        raise ServeError(f"another digitlab serve (pid {pid}) is using {home}; stop it or pass another --home")
+    fh.seek(0)
+    fh.truncate()
+    fh.write(str(os.getpid()))
+    fh.flush()
+    return fh
+
+
 def serve(host: str = "127.0.0.1", port: int = 8000, home: Path | None = None, dataset: str = "sample",
           open_browser: bool = True, token: str | None = None, worker_threads: int = 0) -> int:
     import uvicorn
 
     from ..data import default_home, load_dataset
     from .app import create_app
+    from .security import is_loopback, new_token
 
     home = Path(home or default_home())
+    lock = lock_home(home)  # noqa: F841 - held until the process exits
     load_dataset(dataset, home=home, allow_download=True, progress=True)  # fail early, one line
     if not is_loopback(host) and not token:
         token = new_token()  # off loopback nobody gets in without it (Jupyter's model)
