@@ -230,7 +230,11 @@ function showResult(result) {
     drawDigit($('seen'), new Uint8ClampedArray(784));
     return;
   }
-  $('digit').textContent = String(result.digit);
+  // digits show as themselves; other datasets' classes (Fashion-MNIST) by name
+  const classes = (state.models.find((m) => m.name === state.active) || {}).classes;
+  const named = classes && classes[result.digit] !== String(result.digit);
+  $('digit').textContent = named ? classes[result.digit] : String(result.digit);
+  $('digit').classList.toggle('named', Boolean(named));
   $('confidence').textContent = `${pct(result.confidence)} confident`;
   result.probabilities.forEach((p, i) => {
     bars[i].fill.style.width = `${(100 * p).toFixed(1)}%`;
@@ -343,9 +347,11 @@ async function loadEvaluation(name) {
   if (state.active !== name) return;
   $('eval-model').textContent = `· ${name} on ${report.dataset} test: ${pct(report.accuracy, 2)} of ${report.count.toLocaleString()}`;
   const max = Math.max(...report.confusion.flatMap((row, i) => row.filter((_, j) => j !== i)), 1);
-  const head = el('tr', {}, el('th', { title: 'rows: true digit, columns: predicted' }, 't\\p'), ...report.confusion.map((_, j) => el('th', {}, String(j))));
-  const rows = report.confusion.map((row, i) => el('tr', {}, el('th', {}, String(i)), ...row.map((v, j) => {
-    const cell = el('td', { title: `true ${i}, predicted ${j}: ${v}` }, String(v));
+  const label = (i) => report.classes[i];
+  const head = el('tr', {}, el('th', { title: 'rows: true class, columns: predicted' }, 't\\p'),
+    ...report.confusion.map((_, j) => el('th', { title: label(j) }, String(j))));
+  const rows = report.confusion.map((row, i) => el('tr', {}, el('th', { title: label(i) }, String(i)), ...row.map((v, j) => {
+    const cell = el('td', { title: `true ${label(i)}, predicted ${label(j)}: ${v}` }, String(v));
     if (i === j) cell.style.background = `rgba(26,154,90,${0.15 + 0.5 * report.per_class_accuracy[i]})`;
     else if (v) cell.style.background = `rgba(210,65,47,${0.1 + 0.7 * v / max})`;
     return cell;
@@ -354,12 +360,13 @@ async function loadEvaluation(name) {
   $('per-class').replaceChildren(...report.per_class_accuracy.map((a, i) => {
     const fill = el('div', { class: 'fill' });
     fill.style.width = `${(100 * a).toFixed(1)}%`;
-    return el('div', { class: 'bar' }, el('span', {}, report.classes[i].slice(0, 2)), el('div', { class: 'track' }, fill),
+    return el('div', { class: 'bar' }, el('span', {}, label(i)), el('div', { class: 'track' }, fill),
       el('span', {}, pct(a)));
   }));
   $('misclassified').replaceChildren(...(report.misclassified.length ? report.misclassified.map((m) => el('div', { class: 'example' },
     drawDigit(el('canvas'), decodePixels(m.pixels)),
-    el('span', {}, `true ${m.label} · `, el('span', { class: 'wrong' }, `said ${m.predicted}`)))) : [el('p', { class: 'muted' }, 'None: every test image is right.')]));
+    el('span', { title: 'true class' }, label(m.label)),
+    el('span', { class: 'wrong', title: 'what the model said' }, `said ${label(m.predicted)}`))) : [el('p', { class: 'muted' }, 'None: every test image is right.')]));
 }
 
 // ---- data ------------------------------------------------------------------------------------
