@@ -110,7 +110,6 @@ def cmd_train(args) -> int:
 
 def cmd_predict(args) -> int:
     from .inference import Predictor
-    from .inference.predict import decode_image
     from .inference.preprocess import PreprocessError
 
     store = _store(args)
@@ -119,8 +118,7 @@ def cmd_predict(args) -> int:
     failures = 0
     for path in args.images:
         try:
-            data = Path(path).read_bytes()
-            prediction = predictor.predict_image(decode_image(data))
+            prediction = predictor.predict_bytes(Path(path).read_bytes())
         except (OSError, PreprocessError) as exc:
             failures += 1
             msg = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)

@@ -139,17 +139,23 @@ def load_dataset(spec: str = "sample", home: Path | None = None, allow_download:
         return load_folder(sample_folder(), "sample")
     if spec in REMOTES:
         classes = FASHION if spec == "fashion-mnist" else DIGITS
-        if spec == "fashion-mnist" and find_idx_files(FASHION_SYSTEM_DIR):
-            return load_folder(FASHION_SYSTEM_DIR, spec, classes)
-        cache = cached_folder(spec, home)
-        if not all((cache / f.name).is_file() for f in REMOTES[spec].files):
+        folder = local_folder(spec, home)
+        if folder is None:
             if not allow_download:
                 raise DatasetError(f"{spec}: not downloaded yet; run `digitlab data --dataset {spec} --download`")
-            download(remote_for(spec), cache, progress=progress)
-        return load_folder(cache, spec, classes)
+            folder = download(remote_for(spec), cached_folder(spec, home), progress=progress)
+        return load_folder(folder, spec, classes)
     if os.sep in spec or "/" in spec or Path(spec).is_dir():
         return load_folder(spec)
     raise DatasetError(f"unknown dataset {spec!r}: use {', '.join(dataset_names())} or a folder of IDX files")
+
+
+def local_folder(spec: str, home: Path | None = None) -> Path | None:
+    """Where a downloadable dataset already is on this machine (Debian's package, then the cache)."""
+    if spec == "fashion-mnist" and find_idx_files(FASHION_SYSTEM_DIR):
+        return FASHION_SYSTEM_DIR
+    cache = cached_folder(spec, home)
+    return cache if all((cache / f.name).is_file() for f in REMOTES[spec].files) else None
 
 
 def cached_folder(spec: str, home: Path | None = None) -> Path:

@@ -26,7 +26,7 @@ from starlette.concurrency import run_in_threadpool
 
 from .. import __version__
 from ..data import DatasetError, load_dataset
-from ..data.datasets import FASHION_SYSTEM_DIR, REMOTES, cached_folder, find_idx_files
+from ..data.datasets import REMOTES, local_folder
 from ..inference import PreprocessError, Predictor, pixels_to_input
 from ..inference.predict import decode_image
 from ..models import InvalidModelName, ModelNotFound, ModelStore, StoreError, check_name
@@ -105,11 +105,7 @@ class State:
         return list(self.specs)
 
     def available(self, name: str) -> bool:
-        if name in REMOTES:
-            if name == "fashion-mnist" and find_idx_files(FASHION_SYSTEM_DIR):
-                return True
-            return find_idx_files(cached_folder(name, self.home)) is not None
-        return True
+        return name not in REMOTES or local_folder(name, self.home) is not None
 
     def predictor(self, name: str) -> Predictor:
         path = self.store.onnx_path(name)
@@ -159,7 +155,6 @@ def create_app(home: Path, dataset: str = "sample", token: str | None = None, wo
                   responses={"4XX": {"model": ErrorBody, "description": "refused: the reason in one line"},
                              "5XX": {"model": ErrorBody, "description": "server error"}},
                   description="Train and use a handwritten-digit recognizer. Errors are {\"error\": \"...\"}.")
-    app.state.digitlab = state
 
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, exc: HTTPException):

@@ -30,7 +30,6 @@ CREATE TABLE IF NOT EXISTS events (
     PRIMARY KEY (run, seq)
 );
 """
-ACTIVE = ("running",)
 
 
 class RunDB:
@@ -56,7 +55,7 @@ class RunDB:
         with self._lock:
             cur = self._conn.execute(
                 "UPDATE runs SET state='interrupted', error='the server stopped during this run', ended=? "
-                "WHERE state IN ('running')", (time.time(),))
+                "WHERE state = 'running'", (time.time(),))
             return cur.rowcount
 
     def create(self, run: str, model: str, dataset: str, config: dict) -> None:

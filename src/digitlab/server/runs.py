@@ -34,11 +34,9 @@ class Subscriber:
         self.limit = limit
         self.items: collections.deque[tuple[int, str, str]] = collections.deque()
         self.ready = asyncio.Event()
-        self.dropped = 0
 
     def push(self, seq: int, kind: str, text: str) -> None:
         if kind == P.BATCH_END and len(self.items) >= self.limit:
-            self.dropped += 1
             return
         self.items.append((seq, kind, text))
         self.ready.set()

@@ -17,7 +17,7 @@ from torch import nn
 from .fit import TrainConfig, _shift, as_tensors, evaluate
 
 
-def plain_fit(model: nn.Module, dataset, config: TrainConfig, epochs_callback=None) -> list[dict]:
+def plain_fit(model: nn.Module, dataset, config: TrainConfig) -> list[dict]:
     """Train like the PyTorch MNIST example; returns per-epoch {loss, val_loss, val_accuracy, seconds}."""
     config.validate(len(dataset.train_labels))
     gen = torch.Generator().manual_seed(config.seed)
@@ -49,6 +49,4 @@ def plain_fit(model: nn.Module, dataset, config: TrainConfig, epochs_callback=No
         val_loss, val_acc = evaluate(model, xt, yt)
         history.append({"epoch": epoch, "loss": loss_sum / n, "val_loss": val_loss, "val_accuracy": val_acc,
                         "seconds": seconds})
-        if epochs_callback:
-            epochs_callback(history[-1])
     return history
