@@ -59,6 +59,8 @@ class Page:
     def draw(self, strokes):
         self.page.locator("#pad").scroll_into_view_if_needed()
         box = self.page.locator("#pad").bounding_box()
+        inside = all(0 <= x <= box["width"] and 0 <= y <= box["height"] for stroke in strokes for x, y in stroke)
+        assert inside, "test drawing leaves the pad: a stroke off the canvas is not drawn"
         for stroke in strokes:
             self.page.mouse.move(box["x"] + stroke[0][0], box["y"] + stroke[0][1])
             self.page.mouse.down()
