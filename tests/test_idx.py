@@ -1,4 +1,5 @@
 import gzip
+import tracemalloc
 import struct
 
 import numpy as np
@@ -84,3 +85,46 @@ def test_mutated_valid_files_raise_only_dataset_error(tmp_path_factory, data):
         assert out.dtype == np.uint8
     except DatasetError:
         pass
+
+
+def traced_peak(fn) -> tuple[int, str]:
+    """Peak bytes Python and numpy allocated while `fn` ran, and the DatasetError it must raise."""
+    tracemalloc.start()
+    try:
+        with pytest.raises(DatasetError) as info:
+            fn()
+        return tracemalloc.get_traced_memory()[1], str(info.value)
+    finally:
+        tracemalloc.stop()
+
+
+@pytest.mark.parametrize("dims, size, message", [
+    ((1000, 28, 28), 2 << 30, "trailing bytes"),           # claims 784 KB of the 2 GiB
+    (((2 << 30) - 8,), 2 << 30, "more than the 1 GiB"),    # claims exactly the file: too big to be a dataset
+    ((3_000_000, 28, 28), 2 << 30, "more than the 1 GiB"),  # claims 2.35 GB
+    ((1_000_000, 28, 28), 512 << 20, "truncated"),         # claims 784 MB, the file holds 512 MiB
+])
+def test_huge_sparse_plain_file_is_refused_before_reading(tmp_path, dims, size, message):
+    path = tmp_path / "big-idx1-ubyte"
+    with open(path, "wb") as f:
+        f.write(struct.pack(">HBB", 0, 8, len(dims)) + struct.pack(f">{len(dims)}I", *dims))
+        f.truncate(size)  # sparse: takes no disk, but reading it whole would take that much memory
+    peak, text = traced_peak(lambda: read_idx(path))
+    assert message in text and "big-idx1-ubyte" in text and "\n" not in text
+    assert peak < 1 << 20
+
+
+def test_gzip_header_claiming_billions_of_items_is_refused_without_allocating(tmp_path):
+    path = tmp_path / "labels.gz"
+    path.write_bytes(gzip.compress(struct.pack(">HBBI", 0, 8, 1, 4_000_000_000) + bytes(1000)))
+    peak, text = traced_peak(lambda: read_idx(path))
+    assert "labels.gz" in text and "claims" in text and "4,000,000,000" in text
+    assert peak < 1 << 20
+
+
+def test_gzip_ending_short_is_read_no_further_than_it_holds(tmp_path):
+    path = tmp_path / "short.gz"
+    path.write_bytes(gzip.compress(struct.pack(">HBBIII", 0, 8, 3, 1_000_000, 28, 28) + bytes(28 * 28)))
+    peak, text = traced_peak(lambda: read_idx(path))
+    assert "short.gz: payload truncated" in text and "1000000x28x28" in text
+    assert peak < 64 << 20  # the header announces 784 MB; only what the stream holds is buffered

@@ -6,14 +6,22 @@ fit 20x20 keeping the aspect ratio -> paste into 28x28 so the centre of mass sit
 
 web/preprocess.js implements the same steps in the same order with the same arithmetic
 (float64, floor(x + 0.5) rounding); a test feeds both the same drawing and compares.
+Images longer than MAX_SIDE are first shrunk by an integer factor in Pillow (8-bit, in bands),
+so no float array ever holds more than MAX_SIDE x MAX_SIDE pixels; browser canvases are smaller.
 """
 
 from __future__ import annotations
 
 import numpy as np
+from PIL import Image
 
 INK = 0.1  # a pixel is ink when it is this far above the background (0..1)
 BOX, SIZE = 20, 28
+MIN_SIDE = 8  # smaller images hold no recognisable digit
+MAX_SIDE = 2000  # longer sides are shrunk (by an integer factor) before any float arithmetic
+_BAND_PIXELS = 1 << 20  # pixels shrunk per step: memory stays near the decoded image's own size
+_8BIT_MODES = ("L", "LA", "RGB", "RGBA")
+_16BIT_GRAY_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I")  # "I": what older Pillow makes of 16-bit PNGs
 
 
 class PreprocessError(ValueError):
@@ -21,30 +29,38 @@ class PreprocessError(ValueError):
 
 
 def to_gray(rgba: np.ndarray) -> np.ndarray:
-    """(H, W, 4) uint8 RGBA -> (H, W) float64 in [0, 1], transparent pixels counting as white."""
-    px = rgba.astype(np.float64) / 255.0
-    lum = 0.299 * px[..., 0] + 0.587 * px[..., 1] + 0.114 * px[..., 2]
-    a = px[..., 3]
-    return a * lum + (1.0 - a)
+    """(H, W, 4) uint8 RGBA -> (H, W) float64 in [0, 1], transparent pixels counting as white.
+    One channel at a time, in place (two float arrays, not an (H, W, 4) one), same float64 steps as before."""
+    gray = rgba[..., 0] / 255.0
+    gray *= 0.299
+    channel = np.empty_like(gray)
+    for c, weight in ((1, 0.587), (2, 0.114)):
+        np.divide(rgba[..., c], 255.0, out=channel)
+        channel *= weight
+        gray += channel
+    alpha = np.divide(rgba[..., 3], 255.0, out=channel)
+    gray *= alpha
+    gray += np.subtract(1.0, alpha, out=alpha)
+    return gray
 
 
-def _area_weights(src: int, dst: int) -> np.ndarray:
-    """(dst, src) matrix: output cell i averages the source interval [i*s, (i+1)*s), s = src/dst."""
+def _resize_rows(img: np.ndarray, dst: int) -> np.ndarray:
+    """(src, W) -> (dst, W): row i averages the source rows over [i*s, (i+1)*s), s = src/dst,
+    read off a running sum (the integral of the rows) at those two edges: O(src + dst) work."""
+    src = img.shape[0]
     scale = src / dst
-    w = np.zeros((dst, src))
-    for i in range(dst):
-        lo, hi = i * scale, (i + 1) * scale
-        j = int(np.floor(lo))
-        while j < src and j < hi:
-            w[i, j] = min(hi, j + 1) - max(lo, j)
-            j += 1
-        w[i] /= scale
-    return w
+    edges = np.minimum(np.arange(dst + 1) * scale, src)
+    row = np.minimum(np.floor(edges).astype(np.intp), src - 1)
+    integral = np.zeros((src + 1, img.shape[1]))
+    np.cumsum(img, axis=0, out=integral[1:])
+    at = integral[row] + (edges - row)[:, None] * img[row]
+    return (at[1:] - at[:-1]) / scale
 
 
 def resize_area(img: np.ndarray, height: int, width: int) -> np.ndarray:
     """Box-filter resample (anti-aliased when shrinking, blocky when enlarging)."""
-    return _area_weights(img.shape[0], height) @ img @ _area_weights(img.shape[1], width).T
+    img = np.asarray(img, dtype=np.float64)
+    return _resize_rows(_resize_rows(img, height).T, width).T
 
 
 def _round(v: float) -> int:
@@ -53,21 +69,26 @@ def _round(v: float) -> int:
 
 def center_of_mass_crop(gray: np.ndarray) -> np.ndarray:
     """(H, W) grayscale in [0, 1], either polarity -> (28, 28) float32, white digit on black."""
-    if gray.ndim != 2 or gray.shape[0] < 8 or gray.shape[1] < 8:
-        raise PreprocessError(f"image must be at least 8x8 pixels, got {'x'.join(map(str, gray.shape))}")
+    if gray.ndim != 2 or gray.shape[0] < MIN_SIDE or gray.shape[1] < MIN_SIDE:
+        raise PreprocessError(
+            f"image must be at least {MIN_SIDE}x{MIN_SIDE} pixels, got {'x'.join(map(str, gray.shape))}"
+        )
     if not np.isfinite(gray).all():
         raise PreprocessError("image holds NaN or infinite values")
     border = np.concatenate([gray[0], gray[-1], gray[1:-1, 0], gray[1:-1, -1]])
-    if np.median(border) > 0.5:  # light paper, dark ink
-        gray = 1.0 - gray
+    inverted = np.median(border) > 0.5  # light paper, dark ink
+    if inverted:
         border = 1.0 - border
     background = float(np.median(border))
-    peak = float(gray.max())
+    peak = 1.0 - float(gray.min()) if inverted else float(gray.max())
     if peak - background < INK:
         raise PreprocessError("nothing drawn: the image has no visible digit")
-    ink = np.clip((gray - background) / (peak - background), 0.0, 1.0)
-    rows = np.flatnonzero((ink > INK).any(axis=1))
-    cols = np.flatnonzero((ink > INK).any(axis=0))
+    ink = (1.0 - gray if inverted else gray) - background  # one full-size array; the rest is in place
+    ink /= peak - background
+    np.clip(ink, 0.0, 1.0, out=ink)
+    marked = ink > INK
+    rows = np.flatnonzero(marked.any(axis=1))
+    cols = np.flatnonzero(marked.any(axis=0))
     crop = ink[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
     h, w = crop.shape
     if h >= w:
@@ -85,9 +106,45 @@ def center_of_mass_crop(gray: np.ndarray) -> np.ndarray:
     return out.astype(np.float32)
 
 
-def image_to_input(image) -> np.ndarray:
+def reduce_factors(width: int, height: int) -> tuple[int, int]:
+    """Integer (x, y) shrink factors that bring the long side to at most MAX_SIDE. Both are equal
+    (the digit keeps its shape) unless that would take the short side below MIN_SIDE."""
+    factor = -(-max(width, height) // MAX_SIDE)
+    return min(factor, max(1, width // MIN_SIDE)), min(factor, max(1, height // MIN_SIDE))
+
+
+def to_8bit(image: Image.Image) -> Image.Image:
+    """Any mode -> L, LA, RGB or RGBA. 16-bit grayscale is scaled (v / 257, rounded) where
+    Pillow's convert would clip everything above 255 to white."""
+    if image.mode in _8BIT_MODES:
+        return image
+    if image.mode in _16BIT_GRAY_MODES:
+        wide = np.clip(np.asarray(image), 0, 65535).astype(np.uint32)
+        return Image.fromarray(((wide + 128) // 257).astype(np.uint8))
+    return image.convert("RGBA")
+
+
+def bounded_image(image: Image.Image) -> Image.Image:
+    """An 8-bit image (to_8bit) with its long side at most MAX_SIDE, averaging integer blocks of
+    pixels; shrunk band by band so the extra memory is small. Keeps .info (EXIF orientation)."""
+    fx, fy = reduce_factors(*image.size)
+    if (fx, fy) == (1, 1):
+        out = to_8bit(image)
+    else:
+        width, height = image.size
+        step = fy * max(1, _BAND_PIXELS // (width * fy))
+        bands = [to_8bit(image.crop((0, top, width, min(height, top + step)))).reduce((fx, fy))
+                 for top in range(0, height, step)]
+        out = Image.new(bands[0].mode, (-(-width // fx), -(-height // fy)))
+        for i, band in enumerate(bands):
+            out.paste(band, (0, i * step // fy))
+    out.info = dict(image.info)
+    return out
+
+
+def image_to_input(image: Image.Image) -> np.ndarray:
     """A PIL image (any mode, any size) -> (28, 28) float32 model input."""
-    return center_of_mass_crop(to_gray(np.asarray(image.convert("RGBA"))))
+    return center_of_mass_crop(to_gray(np.asarray(bounded_image(image).convert("RGBA"))))
 
 
 def pixels_to_input(pixels) -> np.ndarray:
