@@ -4,12 +4,21 @@ It is loaded with ctypes; when it cannot be compiled (no C compiler), the instal
 succeeds and training uses PyTorch's own operators (same results, about 3x slower on CPU).
 """
 
+import platform
+
 from setuptools import Extension, setup
+
+# Portable: built for the architecture's baseline, never -march=native, so a wheel or a venv copied
+# to another machine still runs. On x86-64 (GCC, glibc) kernels.c also compiles each kernel for
+# AVX-512 and for AVX2 + FMA, and the dynamic loader binds the best copy for the CPU (an ifunc);
+# AArch64's baseline already has the 128-bit NEON it uses.
+BASELINE = {"x86_64": ["-march=x86-64"], "amd64": ["-march=x86-64"],
+            "aarch64": ["-march=armv8-a"], "arm64": ["-march=armv8-a"]}
 
 setup(ext_modules=[Extension(
     "digitlab.training._kernels",
     sources=["src/digitlab/training/kernels.c"],
-    # built on the machine that runs it: use all of its SIMD width
-    extra_compile_args=["-O3", "-march=native", "-fno-math-errno", "-std=gnu11"],
+    extra_compile_args=["-O3", "-fno-math-errno", "-std=gnu11",
+                        *BASELINE.get(platform.machine().lower(), [])],
     optional=True,
 )])

@@ -6,192 +6,178 @@
  * ones a gradient reaches. Ties go to the first maximum in row-major order, as in torch.
  *
  * Weights: wk is (3, 3, CI, CO) (forward, weight gradient); wkT is (CO, 3, 3, CI) (input
- * gradient). The output channels (8 or 16) are one GCC vector, so every multiply-add works on
- * all channels at once on any x86/ARM SIMD width. Called through ctypes, which releases the GIL:
- * batch shards on different threads run in parallel.
+ * gradient). One macro, KERNELS, stamps out cpr_fwd_CI_CO and cpr_bwd_CI_CO with the channel
+ * counts as compile-time constants: the CO output channels are one GCC vector, so every
+ * multiply-add works on all channels at once and the accumulators stay in SIMD registers (a
+ * version with run-time channel counts was 10x slower). CONV_POOL_RELU(CI, CO), at the end, makes
+ * one shape; kernels.py's SHAPES lists the same ones.
+ *
+ * Portable build: compiled for the architecture's baseline (setup.py: never -march=native). On
+ * x86-64 with GCC >= 12 and glibc each kernel is compiled three times, for x86-64-v4 (AVX-512),
+ * x86-64-v3 (AVX2 + FMA) and the baseline, and the exported symbol is an ifunc: the dynamic loader
+ * asks the CPU once, when the library loads, and binds it to the best copy. (GCC's target_clones
+ * would do that in one attribute, but GCC 12 compiles the vector selects of its AVX-512 clone as
+ * AVX2 byte blends instead of mask registers: the 1 -> 8 block ran 14% slower than -march=native.
+ * A target() attribute per copy gives the -march=native code.)
+ * Elsewhere (AArch64, clang, macOS, musl) the plain C is compiled for the target's own SIMD.
+ *
+ * Called through ctypes, which releases the GIL: batch shards on different threads run in
+ * parallel. kernels.py refuses a library whose digitlab_kernels_abi() is not the number it
+ * expects: bump DIGITLAB_KERNELS_ABI (here and there) whenever a signature or layout changes.
  */
 #include <stddef.h>
 #include <string.h>
 
-typedef float v8 __attribute__((vector_size(32)));
-typedef float v16 __attribute__((vector_size(64)));
-typedef int i8 __attribute__((vector_size(32)));
-typedef int i16 __attribute__((vector_size(64)));
+#define DIGITLAB_KERNELS_ABI 3
 
-static inline v8 ld8(const float *p) { v8 v; memcpy(&v, p, sizeof v); return v; }
-static inline v16 ld16(const float *p) { v16 v; memcpy(&v, p, sizeof v); return v; }
-static inline void st8(float *p, v8 v) { memcpy(p, &v, sizeof v); }
-static inline void st16(float *p, v16 v) { memcpy(p, &v, sizeof v); }
-/* where(gate > 0, v, 0), lane by lane (C has no vector ?:) */
-static inline v8 where_pos8(v8 gate, v8 v) { return (v8)((i8)v & (gate > (v8){0})); }
-static inline v16 where_pos16(v16 gate, v16 v) { return (v16)((i16)v & (gate > (v16){0})); }
+int digitlab_kernels_abi(void) { return DIGITLAB_KERNELS_ABI; }
 
-/* ---- conv 1 -> 8 on 28x28 (or any HxW) --------------------------------------------------- */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && __GNUC__ >= 12 \
+    && defined(__ELF__) && defined(__GLIBC__)
+#define DISPATCH 1
+#else
+#define DISPATCH 0
+#endif
 
-void cpr_fwd_1_8(const float *x, const float *wk, const float *b, float *out, unsigned char *arg,
-                 int N, int H, int W) {
-    const int PH = (H - 2) / 2, PW = (W - 2) / 2;
-    v8 w[9];
-    for (int k = 0; k < 9; k++) w[k] = ld8(wk + 8 * k);
-    const v8 bias = ld8(b);
-    for (int n = 0; n < N; n++) {
-        const float *xn = x + (size_t)n * H * W;
-        for (int pi = 0; pi < PH; pi++) {
-            for (int pj = 0; pj < PW; pj++) {
-                v8 best = bias, acc;
-                i8 a = {0};
-                for (int q = 0; q < 4; q++) {
-                    const float *xp = xn + (size_t)(2 * pi + (q >> 1)) * W + 2 * pj + (q & 1);
-                    acc = bias;
-                    for (int ky = 0; ky < 3; ky++)
-                        for (int kx = 0; kx < 3; kx++) acc += xp[ky * W + kx] * w[ky * 3 + kx];
-                    if (q == 0) {
-                        best = acc;
-                    } else {  /* strictly greater: ties keep the first, as torch does */
-                        i8 m = acc > best;
-                        best = (v8)(((i8)acc & m) | ((i8)best & ~m));
-                        a = (q & m) | (a & ~m);
-                    }
-                }
-                const size_t o = (((size_t)n * PH + pi) * PW + pj) * 8;
-                st8(out + o, where_pos8(best, best));
-                for (int c = 0; c < 8; c++) arg[o + c] = (unsigned char)a[c];
-            }
-        }
-    }
+/* Unaligned vector load and store (memcpy of a constant size compiles to one instruction). */
+#define LOAD(T, p) ({ T v_; memcpy(&v_, (p), sizeof v_); v_; })
+#define STORE(p, v) do { __typeof__(v) v_ = (v); memcpy((p), &v_, sizeof v_); } while (0)
+
+/* The backward's loop over the batch, in cpr_bwd_CI_CO's scope; stamped twice, with and without
+ * the input gradient: a branch on it inside the loop slowed the first layer's backward (which
+ * never needs it) by 1.5x. */
+#define BWD_LOOP(CI, CO, WITH_DX)                                                                  \
+{                                                                                                  \
+    for (int n = 0; n < N; n++) {                                                                  \
+        const float *xn = x + (size_t)n * H * W * (CI);                                            \
+        float *dxn = (WITH_DX) ? dx + (size_t)n * H * W * (CI) : NULL;                             \
+        for (int pi = 0; pi < PH; pi++) {                                                          \
+            for (int pj = 0; pj < PW; pj++) {                                                      \
+                const size_t o = (((size_t)n * PH + pi) * PW + pj) * (CO);                         \
+                const vo gm = (vo)((io)LOAD(vo, g + o) & (LOAD(vo, out + o) > (vo){0}));           \
+                dbias += gm;                                                                       \
+                io av;                                                                             \
+                for (int c = 0; c < (CO); c++) av[c] = arg[o + c];                                 \
+                for (int q = 0; q < 4; q++) {                                                      \
+                    const vo gq = (vo)((io)gm & (av == q));  /* the channels q won */              \
+                    /* skip what no channel won; with CI = 1 the test (and the mispredicted        \
+                       branch) costs more than the few multiply-adds it saves */                   \
+                    if ((CI) > 1) {                                                                \
+                        const io nzv = (io)gq != 0;                                                \
+                        int nz = 0;                                                                \
+                        for (int c = 0; c < (CO); c++) nz |= nzv[c];                               \
+                        if (!nz) continue;                                                         \
+                    }                                                                              \
+                    const size_t off =                                                             \
+                        ((size_t)(2 * pi + (q >> 1)) * W + 2 * pj + (q & 1)) * (CI);               \
+                    const float *xp = xn + off;                                                    \
+                    for (int ky = 0; ky < 3; ky++)                                                 \
+                        for (int kx = 0; kx < 3; kx++) {                                           \
+                            const float *xk = xp + (ky * W + kx) * (CI);                           \
+                            vo *dr = dw + (ky * 3 + kx) * (CI);                                    \
+                            for (int ci = 0; ci < (CI); ci++) dr[ci] += xk[ci] * gq;               \
+                        }                                                                          \
+                    if (WITH_DX) {                                                                 \
+                        vi patch[9] = {{0}};                                                       \
+                        for (int c = 0; c < (CO); c++) {                                           \
+                            const float gv = gq[c];                                                \
+                            if ((CI) > 1 && gv == 0.0f) continue;                                  \
+                            for (int t = 0; t < 9; t++) patch[t] += gv * wt[c][t];                 \
+                        }                                                                          \
+                        float *dp = dxn + off;                                                     \
+                        for (int ky = 0; ky < 3; ky++)                                             \
+                            for (int kx = 0; kx < 3; kx++) {                                       \
+                                float *d = dp + (ky * W + kx) * (CI);                              \
+                                STORE(d, LOAD(vi, d) + patch[ky * 3 + kx]);                        \
+                            }                                                                      \
+                    }                                                                              \
+                }                                                                                  \
+            }                                                                                      \
+        }                                                                                          \
+    }                                                                                              \
 }
 
-void cpr_bwd_1_8(const float *x, const float *wkT, const float *out, const unsigned char *arg,
-                 const float *g, float *dwk, float *db, float *dx, int N, int H, int W) {
-    const int PH = (H - 2) / 2, PW = (W - 2) / 2;
-    v8 dw[9] = {{0}}, dbias = {0}, w[9];
-    for (int k = 0; k < 9; k++)  /* wkT is (8, 3, 3, 1): gather per tap the 8 channels */
-        for (int c = 0; c < 8; c++) w[k][c] = wkT[c * 9 + k];
-    for (int n = 0; n < N; n++) {
-        const float *xn = x + (size_t)n * H * W;
-        float *dxn = dx ? dx + (size_t)n * H * W : NULL;
-        for (int pi = 0; pi < PH; pi++) {
-            for (int pj = 0; pj < PW; pj++) {
-                const size_t o = (((size_t)n * PH + pi) * PW + pj) * 8;
-                v8 gm = where_pos8(ld8(out + o), ld8(g + o));
-                dbias += gm;
-                i8 av;
-                for (int c = 0; c < 8; c++) av[c] = arg[o + c];
-                for (int q = 0; q < 4; q++) {
-                    v8 gq = (v8)((i8)gm & (av == q));
-                    const size_t off = (size_t)(2 * pi + (q >> 1)) * W + 2 * pj + (q & 1);
-                    const float *xp = xn + off;
-                    for (int ky = 0; ky < 3; ky++)
-                        for (int kx = 0; kx < 3; kx++) dw[ky * 3 + kx] += xp[ky * W + kx] * gq;
-                    if (dxn) {
-                        for (int ky = 0; ky < 3; ky++)
-                            for (int kx = 0; kx < 3; kx++) {
-                                v8 t = gq * w[ky * 3 + kx];
-                                float sum = 0.0f;
-                                for (int c = 0; c < 8; c++) sum += t[c];
-                                dxn[off + ky * W + kx] += sum;
-                            }
-                    }
-                }
-            }
-        }
-    }
-    for (int k = 0; k < 9; k++) st8(dwk + 8 * k, ld8(dwk + 8 * k) + dw[k]);
-    st8(db, ld8(db) + dbias);
+/* cpr_fwd_CI_CO<ISA> and cpr_bwd_CI_CO<ISA>, declared with ATTR (an ISA's target attribute). */
+#define KERNELS(CI, CO, ISA, ATTR)                                                                 \
+                                                                                                   \
+ATTR void cpr_fwd_##CI##_##CO##ISA(const float *x, const float *wk, const float *b, float *out,    \
+                                   unsigned char *arg, int N, int H, int W) {                      \
+    typedef float vo __attribute__((vector_size(4 * (CO))));  /* all output channels */            \
+    typedef int io __attribute__((vector_size(4 * (CO))));                                         \
+    const int PH = (H - 2) / 2, PW = (W - 2) / 2;                                                  \
+    vo w[9 * (CI)];  /* per tap and input channel, the CO weights */                               \
+    for (int k = 0; k < 9 * (CI); k++) w[k] = LOAD(vo, wk + (CO) * k);                             \
+    const vo bias = LOAD(vo, b);                                                                   \
+    for (int n = 0; n < N; n++) {                                                                  \
+        const float *xn = x + (size_t)n * H * W * (CI);                                            \
+        for (int pi = 0; pi < PH; pi++) {                                                          \
+            for (int pj = 0; pj < PW; pj++) {                                                      \
+                vo best = bias, acc;                                                               \
+                io a = {0};                                                                        \
+                for (int q = 0; q < 4; q++) {  /* the pool window's four conv outputs */           \
+                    const float *xp =                                                              \
+                        xn + ((size_t)(2 * pi + (q >> 1)) * W + 2 * pj + (q & 1)) * (CI);          \
+                    acc = bias;                                                                    \
+                    for (int ky = 0; ky < 3; ky++)                                                 \
+                        for (int kx = 0; kx < 3; kx++) {                                           \
+                            const float *xk = xp + (ky * W + kx) * (CI);                           \
+                            const vo *wr = w + (ky * 3 + kx) * (CI);                               \
+                            for (int ci = 0; ci < (CI); ci++) acc += xk[ci] * wr[ci];              \
+                        }                                                                          \
+                    if (q == 0) {                                                                  \
+                        best = acc;                                                                \
+                    } else {  /* strictly greater: ties keep the first, as torch does */           \
+                        io m = acc > best;                                                         \
+                        best = (vo)(((io)acc & m) | ((io)best & ~m));                              \
+                        a = (q & m) | (a & ~m);                                                    \
+                    }                                                                              \
+                }                                                                                  \
+                const size_t o = (((size_t)n * PH + pi) * PW + pj) * (CO);                         \
+                STORE(out + o, (vo)((io)best & (best > (vo){0})));  /* ReLU */                     \
+                for (int c = 0; c < (CO); c++) arg[o + c] = (unsigned char)a[c];                   \
+            }                                                                                      \
+        }                                                                                          \
+    }                                                                                              \
+}                                                                                                  \
+                                                                                                   \
+ATTR void cpr_bwd_##CI##_##CO##ISA(const float *x, const float *wkT, const float *out,             \
+                                   const unsigned char *arg, const float *g, float *dwk,           \
+                                   float *db, float *dx, int N, int H, int W) {                    \
+    typedef float vo __attribute__((vector_size(4 * (CO))));                                       \
+    typedef int io __attribute__((vector_size(4 * (CO))));                                         \
+    typedef float vi __attribute__((vector_size(4 * (CI))));  /* all input channels */             \
+    const int PH = (H - 2) / 2, PW = (W - 2) / 2;                                                  \
+    vo dw[9 * (CI)] = {{0}}, dbias = {0};                                                          \
+    vi wt[CO][9];  /* wkT as, per output channel and tap, one CI-wide vector */                    \
+    for (int c = 0; c < (CO); c++)                                                                 \
+        for (int t = 0; t < 9; t++) wt[c][t] = LOAD(vi, wkT + (c * 9 + t) * (CI));                 \
+    if (dx) BWD_LOOP(CI, CO, 1) else BWD_LOOP(CI, CO, 0)                                           \
+    for (int k = 0; k < 9 * (CI); k++) STORE(dwk + (CO) * k, LOAD(vo, dwk + (CO) * k) + dw[k]);    \
+    STORE(db, LOAD(vo, db) + dbias);                                                               \
 }
 
-/* ---- conv 8 -> 16 on 13x13 (or any HxW) -------------------------------------------------- */
+#if DISPATCH
+/* cpr_KIND_CI_CO is an ifunc bound, at load time, to the best of the three copies for this CPU. */
+#define RESOLVE(KIND, CI, CO)                                                                      \
+static __typeof__(cpr_##KIND##_##CI##_##CO##_baseline) *resolve_##KIND##_##CI##_##CO(void) {       \
+    __builtin_cpu_init();  /* resolvers run before constructors */                                 \
+    if (__builtin_cpu_supports("x86-64-v4")) return cpr_##KIND##_##CI##_##CO##_x86_64_v4;          \
+    if (__builtin_cpu_supports("x86-64-v3")) return cpr_##KIND##_##CI##_##CO##_x86_64_v3;          \
+    return cpr_##KIND##_##CI##_##CO##_baseline;                                                    \
+}                                                                                                  \
+__typeof__(cpr_##KIND##_##CI##_##CO##_baseline) cpr_##KIND##_##CI##_##CO                           \
+    __attribute__((ifunc("resolve_" #KIND "_" #CI "_" #CO)));
 
-void cpr_fwd_8_16(const float *x, const float *wk, const float *b, float *out, unsigned char *arg,
-                  int N, int H, int W) {
-    const int PH = (H - 2) / 2, PW = (W - 2) / 2;
-    v16 w[72];
-    for (int k = 0; k < 72; k++) w[k] = ld16(wk + 16 * k);
-    const v16 bias = ld16(b);
-    for (int n = 0; n < N; n++) {
-        const float *xn = x + (size_t)n * H * W * 8;
-        for (int pi = 0; pi < PH; pi++) {
-            for (int pj = 0; pj < PW; pj++) {
-                v16 best = bias, acc;
-                i16 a = {0};
-                for (int q = 0; q < 4; q++) {
-                    const float *xp = xn + ((size_t)(2 * pi + (q >> 1)) * W + 2 * pj + (q & 1)) * 8;
-                    acc = bias;
-                    for (int ky = 0; ky < 3; ky++)
-                        for (int kx = 0; kx < 3; kx++) {
-                            const float *xk = xp + (ky * W + kx) * 8;
-                            const v16 *wr = w + (ky * 3 + kx) * 8;
-                            for (int ci = 0; ci < 8; ci++) acc += xk[ci] * wr[ci];
-                        }
-                    if (q == 0) {
-                        best = acc;
-                    } else {
-                        i16 m = acc > best;
-                        best = (v16)(((i16)acc & m) | ((i16)best & ~m));
-                        a = (q & m) | (a & ~m);
-                    }
-                }
-                const size_t o = (((size_t)n * PH + pi) * PW + pj) * 16;
-                st16(out + o, where_pos16(best, best));
-                for (int c = 0; c < 16; c++) arg[o + c] = (unsigned char)a[c];
-            }
-        }
-    }
-}
+#define CONV_POOL_RELU(CI, CO)                                                                     \
+    KERNELS(CI, CO, _x86_64_v4, static __attribute__((target("arch=x86-64-v4"))))                  \
+    KERNELS(CI, CO, _x86_64_v3, static __attribute__((target("arch=x86-64-v3"))))                  \
+    KERNELS(CI, CO, _baseline, static)                                                             \
+    RESOLVE(fwd, CI, CO)                                                                           \
+    RESOLVE(bwd, CI, CO)
+#else
+#define CONV_POOL_RELU(CI, CO) KERNELS(CI, CO, , )
+#endif
 
-void cpr_bwd_8_16(const float *x, const float *wkT, const float *out, const unsigned char *arg,
-                  const float *g, float *dwk, float *db, float *dx, int N, int H, int W) {
-    const int PH = (H - 2) / 2, PW = (W - 2) / 2;
-    static __thread v16 dw[72];
-    memset(dw, 0, sizeof dw);
-    v8 wt[16][9];  /* wkT as, per output channel, nine 8-wide (ci) vectors */
-    for (int c = 0; c < 16; c++)
-        for (int t = 0; t < 9; t++) wt[c][t] = ld8(wkT + (c * 9 + t) * 8);
-    v16 dbias = {0};
-    for (int n = 0; n < N; n++) {
-        const float *xn = x + (size_t)n * H * W * 8;
-        float *dxn = dx ? dx + (size_t)n * H * W * 8 : NULL;
-        for (int pi = 0; pi < PH; pi++) {
-            for (int pj = 0; pj < PW; pj++) {
-                const size_t o = (((size_t)n * PH + pi) * PW + pj) * 16;
-                v16 gm = where_pos16(ld16(out + o), ld16(g + o));
-                dbias += gm;
-                i16 av;
-                for (int c = 0; c < 16; c++) av[c] = arg[o + c];
-                for (int q = 0; q < 4; q++) {
-                    v16 gq = (v16)((i16)gm & (av == q));
-                    i16 nzv = (i16)gq != 0;
-                    int nz = 0;
-                    for (int c = 0; c < 16; c++) nz |= nzv[c];
-                    if (!nz) continue;
-                    const size_t off = ((size_t)(2 * pi + (q >> 1)) * W + 2 * pj + (q & 1)) * 8;
-                    const float *xp = xn + off;
-                    for (int ky = 0; ky < 3; ky++)
-                        for (int kx = 0; kx < 3; kx++) {
-                            const float *xk = xp + (ky * W + kx) * 8;
-                            v16 *dr = dw + (ky * 3 + kx) * 8;
-                            for (int ci = 0; ci < 8; ci++) dr[ci] += xk[ci] * gq;
-                        }
-                    if (dxn) {
-                        v8 patch[9] = {{0}};
-                        for (int c = 0; c < 16; c++) {
-                            const float gv = gq[c];
-                            if (gv == 0.0f) continue;
-                            for (int t = 0; t < 9; t++) patch[t] += gv * wt[c][t];
-                        }
-                        float *dp = dxn + off;
-                        for (int ky = 0; ky < 3; ky++)
-                            for (int kx = 0; kx < 3; kx++) {
-                                float *d = dp + (ky * W + kx) * 8;
-                                st8(d, ld8(d) + patch[ky * 3 + kx]);
-                            }
-                    }
-                }
-            }
-        }
-    }
-    for (int k = 0; k < 72; k++) st16(dwk + 16 * k, ld16(dwk + 16 * k) + dw[k]);
-    st16(db, ld16(db) + dbias);
-}
-
-int digitlab_kernels_version(void) { return 2; }
+/* The specialisations kernels.py knows (its SHAPES): the blog CNN's two blocks. */
+CONV_POOL_RELU(1, 8)    /* 28x28x1 -> 13x13x8 */
+CONV_POOL_RELU(8, 16)   /* 13x13x8 -> 5x5x16 */

@@ -2,33 +2,99 @@
 
 Used by fit() for the layers of the blog's CNN when the compiled library is there (it is built
 by `pip install`, see setup.py); otherwise fit() runs the same math with PyTorch's own ops.
-Tensors are NHWC float32. ctypes releases the GIL during each call, so batch shards on
-different threads run these kernels in parallel.
+A missing, stale (older kernels.c) or foreign library is never an error: LIB is None and one
+warning says which file was skipped and why. Tensors are NHWC float32. ctypes releases the GIL
+during each call, so batch shards on different threads run these kernels in parallel.
 """
 
 from __future__ import annotations
 
 import ctypes
+import importlib.machinery
+import sys
+import warnings
 from pathlib import Path
 
 import torch
 from torch import nn
 
+# What kernels.c's digitlab_kernels_abi() must return: bump both whenever a signature or layout changes.
+ABI = 3
 SHAPES = {(1, 8), (8, 16)}  # (in_channels, out_channels) specialisations in kernels.c
 _P = ctypes.c_void_p
 _I = ctypes.c_int
 
 
-def _load():
-    for path in sorted(Path(__file__).parent.glob("_kernels*.so")):
+class _Unusable(Exception):
+    """Why a kernel library was skipped (the message goes into the warning)."""
+
+
+def _candidates(folder: Path) -> list[Path]:
+    """The _kernels*.so files in `folder`; the one built for this interpreter first."""
+    found = sorted(folder.glob("_kernels*.so"))
+    own = [folder / f"_kernels{suffix}" for suffix in importlib.machinery.EXTENSION_SUFFIXES]
+    return [p for p in own if p in found] + [p for p in found if p not in own]
+
+
+_MACHINES = {3: "x86", 40: "ARM", 62: "x86-64", 183: "AArch64", 243: "RISC-V"}  # ELF e_machine
+
+
+def _elf_machine(path: Path) -> int | None:
+    with path.open("rb") as f:
+        head = f.read(20)
+    if len(head) < 20 or head[:4] != b"\x7fELF":
+        return None
+    return int.from_bytes(head[18:20], "little" if head[5] == 1 else "big")
+
+
+def _why_not_loadable(path: Path, error: OSError) -> str:
+    """dlopen's message, or a clearer one (glibc says 'No such file' for a library of another CPU)."""
+    try:
+        theirs, ours = _elf_machine(path), _elf_machine(Path(sys.executable).resolve())
+    except OSError:
+        return f"cannot be loaded ({error})"
+    if theirs is None:
+        return "cannot be loaded (not a shared library)"
+    if ours is not None and theirs != ours:
+        name = _MACHINES.get(theirs, f"ELF machine {theirs}")
+        return f"cannot be loaded (built for {name}, this Python runs on {_MACHINES.get(ours, ours)})"
+    return f"cannot be loaded ({error})"
+
+
+def _open(path: Path) -> ctypes.CDLL:
+    """The library at `path` with its kernels' signatures set, or _Unusable saying why not."""
+    try:
+        lib = ctypes.CDLL(str(path))
+    except OSError as e:  # not a shared library, another architecture, a missing dependency
+        raise _Unusable(_why_not_loadable(path, e)) from None
+    try:
+        abi = lib.digitlab_kernels_abi
+    except AttributeError:
+        raise _Unusable("has no digitlab_kernels_abi() (built from an older kernels.c)") from None
+    abi.argtypes, abi.restype = [], ctypes.c_int
+    if (got := abi()) != ABI:
+        raise _Unusable(f"has kernel ABI {got}, this digitlab expects {ABI}")
+    for ci, co in SHAPES:
         try:
-            lib = ctypes.CDLL(str(path))
-        except OSError:
-            continue
-        for ci, co in SHAPES:
             getattr(lib, f"cpr_fwd_{ci}_{co}").argtypes = [_P] * 5 + [_I] * 3
             getattr(lib, f"cpr_bwd_{ci}_{co}").argtypes = [_P] * 8 + [_I] * 3
-        return lib
+        except AttributeError:
+            raise _Unusable(f"has no kernels for {ci} -> {co} channels") from None
+    return lib
+
+
+def _load(folder: Path | None = None) -> ctypes.CDLL | None:
+    """The first usable kernel library in `folder` (default: next to this file), or None with one warning."""
+    folder = Path(__file__).parent if folder is None else Path(folder)
+    skipped = []
+    for path in _candidates(folder):
+        try:
+            return _open(path)
+        except _Unusable as e:
+            skipped.append(f"{path} {e}")
+    why = "; ".join(skipped) if skipped else f"none was built in {folder} (no C compiler at install?)"
+    warnings.warn(f"digitlab: the fused CPU kernels are not used, training runs on PyTorch ops (slower): {why}. "
+                  "Rebuild them with `pip install -e .` (or reinstall digitlab).", RuntimeWarning, stacklevel=2)
     return None
 
 
