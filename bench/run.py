@@ -22,18 +22,27 @@ def table(results: dict) -> str:
     add = lines.append
     if "train_speed" in results:
         r = results["train_speed"]
-        add(f"training, one epoch of {r['rows'][0]['images']:,} {r['dataset']} images (second epoch, best of interleaved rounds)")
-        add(f"{'batch':>6} {'PyTorch loop s':>15} {'digitlab s':>11} {'img/s':>8} {'speedup':>8}")
+        row0 = r["rows"][0]
+        add(f"training, one epoch of {row0['images']:,} {r['dataset']} images + validation on {row0['test_images']:,} "
+            "(second epoch, best of interleaved rounds)")
+        add(f"fp32 matmul (torch.mm, best n x n): {row0['matmul_gflops_all_cores']:.0f} GFLOP/s on all cores "
+            f"(n={row0['matmul_n_all_cores']}), {row0['matmul_gflops_single_thread']:.0f} on one "
+            f"(n={row0['matmul_n_single_thread']}); bound = epoch FLOPs / the all-cores rate")
+        add(f"{'batch':>6} {'PyTorch loop s':>15} {'digitlab s':>11} {'img/s':>8} {'speedup':>8} "
+            f"{'+val s':>7} {'GFLOP':>6} {'bound s':>8} {'ratio':>6}")
         for row in r["rows"]:
-            add(f"{row['batch_size']:>6} {row['baseline_epoch_s']:>15.2f} {row['digitlab_epoch_s']:>11.2f} "
-                f"{row['digitlab_images_per_s']:>8,} {row['speedup']:>7.2f}x")
-        t = r["time_to_accuracy"]
-        if t["fashion_mnist_90pct_s"]:
+            base = f"{row['baseline_epoch_s']:>15.2f}" if "baseline_epoch_s" in row else f"{'-':>15}"
+            speedup = f"{row['speedup']:>7.2f}x" if "speedup" in row else f"{'-':>8}"
+            add(f"{row['batch_size']:>6} {base} {row['digitlab_epoch_s']:>11.2f} "
+                f"{row['digitlab_images_per_s']:>8,} {speedup} {row['digitlab_epoch_with_validation_s']:>7.2f} "
+                f"{row['epoch_flops'] / 1e9:>6.1f} {row['bound_s']:>8.3f} {row['ratio_to_bound']:>5.2f}x")
+        t = r.get("time_to_accuracy")
+        if t and t["fashion_mnist_90pct_s"]:
             add(f"time to 90% on Fashion-MNIST test: {t['fashion_mnist_90pct_s']:.1f} s")
-        if t["sample_98pct_s"]:
+        if t and t["sample_98pct_s"]:
             add(f"time to 98% on the MNIST sample: {t['sample_98pct_s']:.1f} s "
                 f"(default 20 epochs: {t['sample_final_accuracy']:.2%} in {t['sample_total_s']:.1f} s)")
-        add(f"trainer peak RSS: {r['rows'][0]['digitlab_peak_rss_mb']} MB")
+        add(f"trainer peak RSS: {row0['digitlab_peak_rss_mb']} MB")
         add("")
     if "inference" in results:
         r = results["inference"]
