@@ -9,9 +9,14 @@ TORCH  ?= torch==2.13.0
 VENDOR := src/digitlab/web/vendor
 ARGS   ?=
 
-.PHONY: setup run test bench clean
+.PHONY: setup system run test bench clean
 
 setup: $(VENV)/.installed $(VENDOR)/.installed
+
+# Debian packages for the tests and benchmarks (chromium, dataset-fashion-mnist, npm, gcc):
+# installed when missing (root or passwordless sudo), else a one-line stop with the command to run.
+system:
+	@bash scripts/system-deps.sh
 
 # torch first and on its own: a bare `torch` requirement would pull a multi-GB CUDA build (DEVELOPERS.md).
 $(VENV)/.installed: pyproject.toml setup.py requirements.lock src/digitlab/training/kernels.c
@@ -35,10 +40,10 @@ $(VENDOR)/.installed: package.json package-lock.json
 run: setup
 	$(VENV)/bin/digitlab serve $(ARGS)
 
-test: setup
+test: system setup
 	$(PY) -m pytest -q $(ARGS)
 
-bench: setup
+bench: system setup
 	$(PY) bench/run.py $(ARGS)
 
 clean:
