@@ -55,7 +55,9 @@ def test_train_json_then_predict_evaluate_models_export(tmp_path):
 
 @pytest.mark.parametrize("args, text", [
     (["train", "--dataset", "nope"], "unknown dataset 'nope'"),
-    (["train", "--lr", "nan"], "learning rate"),
+    (["train", "--lr", "nan"], "learning_rate"),
+    (["train", "--epochs", "0"], "epochs: must be from 1 to 1000"),
+    (["train", "--seed", "-1"], "seed"),
     (["train", "--batch-size", "9000"], "larger than the 8000"),
     (["train", "--name", "../evil", "--epochs", "1"], "invalid model name"),
     (["predict", "x.png"], "no saved models yet"),
@@ -112,3 +114,74 @@ def test_ctrl_c_stops_after_the_batch_and_keeps_finished_epochs(tmp_path):
     epochs = int(re.search(r"saved model stopped: .* after (\d+) epochs", out).group(1))
     assert 1 <= epochs < 200 and "stopping after this batch" in err
     assert ModelStore(tmp_path).record("stopped")["epochs"] == epochs
+
+
+def test_train_never_silently_replaces_a_model(trained_home, tmp_path):
+    import shutil
+    from digitlab.models import ModelStore
+
+    home = tmp_path / "home"
+    shutil.copytree(trained_home / "models", home / "models")
+    before = ModelStore(home).record("base")
+    one_line_error(digitlab("train", "--epochs", "1", "--name", "base", home=home, check=False), "exists")
+    digitlab("train", "--epochs", "1", "--name", "other", home=home)
+    one_line_error(digitlab("train", "--epochs", "1", "--resume", "other", "--name", "base", home=home, check=False),
+                   "exists")
+    assert ModelStore(home).record("base") == before  # untouched
+    digitlab("train", "--epochs", "1", "--resume", "other", home=home)  # resuming is replacing on purpose
+    digitlab("train", "--epochs", "1", "--name", "base", "--force", home=home)
+    assert ModelStore(home).record("base")["epochs"] == 1
+
+
+def test_more_threads_than_cores_are_capped_with_a_warning(tmp_path):
+    import os
+    cores = len(os.sched_getaffinity(0))
+    proc = digitlab("train", "--epochs", "1", "--threads", "256", "--name", "t", "--json", home=tmp_path)
+    assert f"--threads 256 is more than the {cores} usable cores; using {cores}" in proc.stderr
+    from digitlab.models import ModelStore
+    assert ModelStore(tmp_path).record("t")["config"]["threads"] == cores
+
+
+def _serve(home, *args):
+    return subprocess.Popen([sys.executable, "-m", "digitlab.cli", "serve", "--no-browser", "--home", str(home), *args],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def test_serve_port_zero_prints_the_real_port_and_bad_ports_are_one_line(tmp_path):
+    import httpx
+    proc = _serve(tmp_path, "--port", "0")
+    try:
+        url = proc.stdout.readline().split()[1]
+        port = int(url.rsplit(":", 1)[1].strip("/"))
+        assert port > 0
+        assert httpx.get(f"http://127.0.0.1:{port}/api/health", timeout=30).status_code == 200
+    finally:
+        proc.terminate()
+        proc.wait(30)
+    for bad in ("-1", "70000"):
+        one_line_error(digitlab("serve", "--no-browser", "--port", bad, home=tmp_path / "b", check=False), "--port")
+
+
+def test_serve_restarted_after_a_crash_gets_the_same_port(tmp_path):
+    """Connections left in TIME_WAIT by a killed server used to push the restart to the next port."""
+    import signal
+    import time
+
+    import httpx
+    from server_util import free_port
+    port = free_port()
+    for attempt in range(2):
+        proc = _serve(tmp_path, "--port", str(port))
+        client = httpx.Client()  # a keep-alive connection, open when the server dies (as a page's is)
+        try:
+            assert proc.stdout.readline().strip() == f"open http://127.0.0.1:{port}/", attempt
+            for _ in range(100):
+                try:
+                    client.get(f"http://127.0.0.1:{port}/api/health", timeout=30)
+                    break
+                except httpx.TransportError:
+                    time.sleep(0.1)
+        finally:
+            proc.send_signal(signal.SIGKILL)
+            proc.wait(30)
+            client.close()

@@ -16,7 +16,7 @@ from digitlab.data import load_dataset
 from digitlab.data.datasets import Dataset
 from digitlab.models import build
 from digitlab.training import TrainConfig, fit, kernels
-from digitlab.training.fit import fused_view
+from digitlab.training.loop import fused_view
 
 OWN_SUFFIX = importlib.machinery.EXTENSION_SUFFIXES[0]  # e.g. .cpython-311-x86_64-linux-gnu.so
 needs_cc = pytest.mark.skipif(shutil.which("cc") is None, reason="no C compiler")

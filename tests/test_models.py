@@ -4,7 +4,7 @@ import pickle
 import pytest
 import torch
 
-from digitlab.models import ModelStore, StoreError, build, format_summary, layer_table
+from digitlab.models import DamagedModel, ModelExists, ModelStore, StoreError, build, format_summary, layer_table
 from digitlab.models.export import onnx_bytes
 
 
@@ -71,7 +71,8 @@ def test_failed_save_keeps_previous_model(tmp_path, monkeypatch):
 
     def full_disk(*args, **kwargs):
         raise OSError(28, "No space left on device")
-    monkeypatch.setattr(store_mod, "save_file", full_disk)
+    import safetensors.torch
+    monkeypatch.setattr(safetensors.torch, "save_file", full_disk)
     with pytest.raises(StoreError, match="No space left on device"):
         store.save("m", build("blog-cnn"), {"architecture": "blog-cnn"})
     loaded, rec = store.load("m")
@@ -96,3 +97,75 @@ def test_planted_pickle_is_never_loaded(tmp_path):
     with pytest.raises(StoreError, match="cannot load weights"):
         store.load("m")
     assert not marker.exists()
+
+
+@pytest.mark.parametrize("name", ["abc\n", "abc\r", "abc\n\n", " abc", "abc "])
+def test_names_with_trailing_or_leading_whitespace_are_refused(tmp_path, name):
+    """`abc\\n` used to pass the pattern and create a second folder that listed as `abc`."""
+    with pytest.raises(StoreError, match="invalid model name"):
+        ModelStore(tmp_path).folder(name)
+
+
+@pytest.mark.parametrize("field, value", [("weights", "/etc/passwd"), ("weights", "../../../../etc/passwd"),
+                                          ("onnx", "/etc/passwd"), ("weights", "sub/weights-ab.safetensors"),
+                                          ("weights", 42)])
+def test_planted_record_paths_are_never_followed(tmp_path, field, value):
+    store = ModelStore(tmp_path)
+    _save(store, "good")
+    _save(store, "m")
+    record_file = store.folder("m") / "model.json"
+    rec = json.loads(record_file.read_text())
+    rec[field] = value
+    record_file.write_text(json.dumps(rec))
+    for read in (lambda: store.load("m"), lambda: store.onnx_path("m"), lambda: store.open_file("m", field),
+                 lambda: store.file_path("m", "weights")):
+        with pytest.raises(DamagedModel, match="damaged"):
+            read()
+    listed = {r["name"]: r for r in store.list(damaged=True)}
+    assert "damaged" in listed["m"] and "damaged" not in listed["good"]
+    assert [r["name"] for r in store.list()] == ["good"]  # never "the newest" to use
+    store.delete("m")  # the user can still remove it
+    assert [r["name"] for r in store.list(damaged=True)] == ["good"]
+
+
+def test_links_out_of_the_store_are_never_followed(tmp_path):
+    store = ModelStore(tmp_path / "home")
+    _, rec = _save(store, "m")
+    outside = tmp_path / "secret.safetensors"
+    outside.write_bytes(b"secret")
+    weights = store.folder("m") / rec["weights"]
+    weights.unlink()
+    weights.symlink_to(outside)
+    with pytest.raises(DamagedModel, match="link"):
+        store.open_file("m", "weights")
+    elsewhere = tmp_path / "elsewhere"
+    _save(ModelStore(elsewhere), "x")
+    (store.root / "linked").symlink_to(elsewhere / "models" / "x")
+    with pytest.raises(DamagedModel, match="link"):
+        store.record("linked")
+    store.delete("linked")
+    assert (elsewhere / "models" / "x" / "model.json").is_file()  # the link went, not its target
+
+
+def test_open_file_survives_a_save_that_replaces_it(tmp_path):
+    store = ModelStore(tmp_path)
+    _save(store, "m", seed=0)
+    fh, name = store.open_file("m", "weights")
+    first = fh.read(10)
+    _save(store, "m", seed=1)
+    assert not (store.folder("m") / name).exists()  # replaced on disk...
+    rest = fh.read()  # ...but the open download reads to the end
+    fh.close()
+    assert len(first) + len(rest) > 200_000
+
+
+def test_check_free_refuses_to_replace_another_model(tmp_path):
+    store = ModelStore(tmp_path)
+    _save(store, "victim")
+    with pytest.raises(ModelExists, match="exists"):
+        store.check_free("victim")
+    with pytest.raises(ModelExists):
+        store.check_free("victim", resume="other")
+    store.check_free("victim", resume="victim")
+    store.check_free("victim", force=True)
+    store.check_free("new")

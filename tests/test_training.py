@@ -63,9 +63,9 @@ def test_cancel_before_first_batch(small):
 
 
 @pytest.mark.parametrize("kwargs, message", [
-    ({"epochs": 0}, "epochs"), ({"epochs": -1}, "epochs"), ({"batch_size": 0}, "batch size"),
-    ({"batch_size": 5000}, "larger than the 2000"), ({"learning_rate": 0.0}, "learning rate"),
-    ({"learning_rate": float("nan")}, "learning rate"), ({"learning_rate": -1.0}, "learning rate"),
+    ({"epochs": 0}, "epochs"), ({"epochs": -1}, "epochs"), ({"batch_size": 0}, "batch_size"),
+    ({"batch_size": 5000}, "larger than the 2000"), ({"learning_rate": 0.0}, "learning_rate"),
+    ({"learning_rate": float("nan")}, "learning_rate"), ({"learning_rate": -1.0}, "learning_rate"),
     ({"device": "tpu"}, "device"),
 ])
 def test_bad_hyperparameters(small, kwargs, message):
@@ -106,7 +106,7 @@ def test_fast_trainer_follows_the_plain_loop(small, trainer_path):
 
 def test_training_view_without_kernels_swaps_relu_and_pool_only(monkeypatch):
     from digitlab.training import kernels
-    from digitlab.training.fit import training_view
+    from digitlab.training.loop import training_view
     monkeypatch.setattr(kernels, "LIB", None)
     model = build("blog-cnn")
     view = training_view(model)
@@ -118,7 +118,7 @@ def test_training_view_without_kernels_swaps_relu_and_pool_only(monkeypatch):
 
 
 def test_padded_gather_equals_shift():
-    from digitlab.training.fit import _shift
+    from digitlab.training.loop import _shift
     x = torch.randint(0, 256, (6, 1, 28, 28), dtype=torch.uint8)
     m = 2
     pad = torch.nn.functional.pad(x, (m, m, m, m))
@@ -176,9 +176,24 @@ def test_fused_kernels_match_torch(cin, cout, size, input_grad):
 
 
 def test_fused_view_of_the_blog_cnn_matches_the_model():
-    from digitlab.training.fit import fused_view
+    from digitlab.training.loop import fused_view
     model = build("blog-cnn")
     view = fused_view(model)
     assert view is not None
     x = torch.rand(9, 1, 28, 28)
     assert torch.allclose(view(x), model(x), atol=1e-5)
+
+
+@pytest.mark.parametrize("train_size, batch_size, epochs", [(600, 128, 1), (100, 100, 1), (200, 100, 1), (300, 100, 1)])
+def test_tiny_runs_train(train_size, batch_size, epochs):
+    """One epoch of 1-5 batches used to crash in the schedule (ZeroDivisionError)."""
+    from dataclasses import replace
+
+    from digitlab.data import load_dataset
+    from digitlab.models import build
+    from digitlab.training import TrainConfig, fit
+
+    ds = load_dataset("sample")
+    small = replace(ds, train_images=ds.train_images[:train_size], train_labels=ds.train_labels[:train_size])
+    result = fit(build("blog-cnn"), small, TrainConfig(epochs=epochs, batch_size=batch_size))
+    assert result.epochs_done == epochs

@@ -16,6 +16,7 @@ from pathlib import Path
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from . import __version__  # noqa: E402
+from .training.config import FIELDS as CONFIG_FIELDS  # noqa: E402 - no torch in it
 
 
 class CliError(Exception):
@@ -49,23 +50,63 @@ def _float(text: str) -> float:
         raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
 
 
+def _seed(text: str) -> int:
+    if text == "random":
+        from .training import draw_seed
+        return draw_seed()
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer or 'random', got {text!r}") from None
+    return value  # limits: TrainConfig.validate()
+
+
+def _int(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+
+
+def add_config_options(parser: argparse.ArgumentParser) -> None:
+    """One option per TrainConfig field, with its default, limits and help (ConfigError checks them)."""
+    from .training.config import FIELDS, spec
+
+    for name, f in FIELDS.items():
+        s = spec(name)
+        kind = _seed if name == "seed" else {"integer": _int, "number": _float, "string": str}[s["type"]]
+        low = s.get("minimum", s.get("exclusiveMinimum"))
+        limits = f"{'above ' if 'exclusiveMinimum' in s else ''}{low} to {s['maximum']}; " if "maximum" in s else ""
+        extra = "; 'random' draws one and records it" if name == "seed" else ""
+        parser.add_argument(f.metadata["flag"] or "--" + name.replace("_", "-"), dest=name, type=kind,
+                            default=s["default"], choices=s.get("enum"), metavar=None if "enum" in s else name.upper(),
+                            help=f"{s['help']} ({limits}default {s['default']}{extra})")
+
+
 def cmd_train(args) -> int:
     from tqdm import tqdm
 
     from .job import train_model
-    from .training import BatchEnd, EpochEnd, TrainConfig
+    from .training import BatchEnd, EpochEnd, RunStarted, TrainConfig
 
     if args.nproc != 1:
         raise CliError("--nproc above 1 (distributed training with torchrun) is not available yet")
-    config = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.lr,
-                         seed=args.seed, device=args.device, threads=args.threads or 0)
-    config.validate()
+    config = TrainConfig(**{name: getattr(args, name) for name in CONFIG_FIELDS}).validate()
+    from .training.loop import cpu_cores
+    if config.threads > cpu_cores():
+        print(f"digitlab: warning: --threads {config.threads} is more than the {cpu_cores()} usable cores; "
+              f"using {cpu_cores()}", file=sys.stderr)
+        config.threads = cpu_cores()
     bar = None
     quiet = args.json or args.quiet
 
     def show(event) -> None:
         nonlocal bar
-        if isinstance(event, BatchEnd):
+        if isinstance(event, RunStarted) and not quiet:
+            print(f"training on {event.device} ({event.path}, {event.threads} thread{'s' * (event.threads > 1)}), "
+                  f"seed {config.seed}: {event.train_size:,} images, {event.batches} batches per epoch",
+                  file=sys.stderr)
+        elif isinstance(event, BatchEnd):
             if bar is None:
                 bar = tqdm(total=event.batches, desc=f"epoch {event.epoch}/{config.epochs}", unit="batch",
                            leave=False, disable=quiet, file=sys.stderr)
@@ -92,7 +133,7 @@ def cmd_train(args) -> int:
     previous = signal.signal(signal.SIGINT, on_sigint)
     try:
         result = train_model(_home(args), args.dataset, config, name=args.name, resume=args.resume,
-                             callbacks=[show], cancel=cancel, progress=not args.json)
+                             callbacks=[show], cancel=cancel, progress=not args.json, force=args.force)
     finally:
         signal.signal(signal.SIGINT, previous)
     if result.name is None:
@@ -159,7 +200,8 @@ def cmd_summary(args) -> int:
     from .models import build, format_summary, layer_table
 
     if args.model is None and not _store(args).list():
-        model = build("blog-cnn")  # nothing trained yet: show the architecture itself
+        from .training.config import DEFAULT_ARCHITECTURE
+        model = build(DEFAULT_ARCHITECTURE)  # nothing trained yet: show the architecture itself
     else:
         model, _ = _store(args).load(_store(args).resolve(args.model))
     print(format_summary(layer_table(model)))
@@ -200,7 +242,7 @@ def cmd_export(args) -> int:
     if args.format == "onnx":
         src = store.onnx_path(name)
     elif args.format == "safetensors":
-        src = store.folder(name) / store.record(name)["weights"]
+        src = store.file_path(name, "weights")
     else:
         raise CliError("export format tfjs is not available yet; use onnx or safetensors")
     if out.is_dir():
@@ -230,9 +272,9 @@ def cmd_data(args) -> int:
 
 
 def cmd_serve(args) -> int:
-    from .server.main import serve
+    from .server.serve import serve
     return serve(host=args.host, port=args.port, home=_home(args), dataset=args.dataset,
-                 open_browser=not args.no_browser, token=args.token)
+                 open_browser=not args.no_browser, token=args.token, allow_hosts=tuple(args.allow_host))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -246,23 +288,23 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("serve", parents=[common], help="start the web app and print its URL")
     p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=8000, help="first port to try (the next free one is used)")
+    p.add_argument("--port", type=int, default=8000,
+                   help="port to listen on; if taken, the next free one (0: any free port)")
     p.add_argument("--no-browser", action="store_true", help="do not open a browser tab")
     p.add_argument("--dataset", default="sample", help=ds_help)
     p.add_argument("--token", default=os.environ.get("DIGITLAB_TOKEN"),
                    help="access token (required when not on 127.0.0.1; generated if absent)")
+    p.add_argument("--allow-host", action="append", default=[], metavar="NAME",
+                   help="another Host name the server answers to (e.g. a proxy's); repeatable. "
+                        "Only its own address and localhost are accepted otherwise (DNS rebinding)")
     p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("train", parents=[common], help="train a model with a progress bar and save it")
     p.add_argument("--dataset", default="sample", help=ds_help)
-    p.add_argument("--epochs", type=_positive_int, default=20)
-    p.add_argument("--batch-size", type=_positive_int, default=128)
-    p.add_argument("--lr", type=_float, default=4e-3, help="peak learning rate of the one-cycle schedule")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--name", help="model name (default: DATASET-DATE-TIME)")
+    add_config_options(p)
+    p.add_argument("--name", help="model name (default: DATASET-DATE-TIME); an existing one only with --force")
+    p.add_argument("--force", action="store_true", help="replace an existing model of that --name")
     p.add_argument("--resume", metavar="NAME", help="continue training this saved model")
-    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
-    p.add_argument("--threads", type=_positive_int, help="CPU cores to train on (default: all)")
     p.add_argument("--nproc", type=_positive_int, default=1, help="processes for distributed training")
     p.add_argument("--json", action="store_true", help="end with one JSON line of results")
     p.add_argument("--quiet", action="store_true", help="no per-epoch lines")
@@ -309,7 +351,7 @@ def main(argv: list[str] | None = None) -> int:
     from .data import DatasetError
     from .inference import PreprocessError
     from .models import StoreError
-    from .server.main import ServeError
+    from .server.serve import ServeError
     from .training import ConfigError
 
     try:

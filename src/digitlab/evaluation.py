@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 
 from .inference import Predictor
 
 
-def evaluate_model(onnx_path, dataset, misclassified: int = 48) -> dict:
-    """Run the whole test split through the model's ONNX graph in batches."""
-    predictor = Predictor(onnx_path, threads=1)
+def evaluate_model(model: Predictor | str | os.PathLike, dataset, misclassified: int = 48) -> dict:
+    """Run the whole test split through the model's ONNX graph (a Predictor or an ONNX path) in batches."""
+    predictor = model if isinstance(model, Predictor) else Predictor(model, threads=1)
     x = dataset.test_images.astype(np.float32) / 255.0
     y = dataset.test_labels.astype(np.int64)
     probs = np.concatenate([predictor.probabilities(x[i:i + 2000]) for i in range(0, len(x), 2000)])

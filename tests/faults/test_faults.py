@@ -129,3 +129,35 @@ def test_fifty_subscribers_one_never_reading(server):
     alone = min(timed("alone-1", 0), timed("alone-2", 0))
     crowded = min(timed("crowd-1", 50), timed("crowd-2", 50))
     assert crowded <= alone * 1.10 + 0.3, (alone, crowded)
+
+
+def test_worker_dies_with_a_killed_server_and_writes_nothing_after(tmp_path):
+    """kill -9 of the server: its training worker must never touch the model store again."""
+    home = tmp_path / "home"
+    srv = Server(home)
+    run = start(srv, epochs=500, batch_size=256, name="orphan")
+    deadline = time.time() + 60
+    while len(srv.client.get(f"/api/runs/{run}").json()["epochs"]) < 2 and time.time() < deadline:
+        time.sleep(0.05)
+    worker = srv.worker_pid()
+    folder = home / "models" / "orphan"
+
+    def snapshot():
+        return sorted((f.name, f.stat().st_mtime_ns) for f in folder.iterdir() if not f.name.startswith("."))
+    srv.stop(signal.SIGKILL)
+    gone_at = None
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < 5:
+        try:
+            state = open(f"/proc/{worker}/stat").read().split()[2]
+        except FileNotFoundError:
+            state = "gone"
+        if state in ("Z", "X", "gone"):
+            gone_at = time.monotonic() - t0
+            break
+        time.sleep(0.01)
+    assert gone_at is not None and gone_at < 1.0, gone_at
+    before = snapshot()
+    time.sleep(2.0)
+    assert snapshot() == before
+    ModelStore(home).load("orphan")  # what was saved is whole

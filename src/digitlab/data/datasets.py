@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
-from dataclasses import dataclass, field
+from functools import cached_property
+from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
 
@@ -12,7 +14,7 @@ import numpy as np
 from .download import RemoteDataset, RemoteFile, download
 from .idx import DatasetError, read_idx
 
-__all__ = ["Dataset", "load_dataset", "dataset_names", "default_home", "REMOTES", "find_idx_files"]
+__all__ = ["Dataset", "load_dataset", "dataset_names", "default_home", "BUILTINS", "REMOTES", "find_idx_files"]
 
 STEMS = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
 DIGITS = tuple(str(d) for d in range(10))
@@ -58,6 +60,16 @@ class Dataset:
     test_labels: np.ndarray = field(repr=False)
     classes: tuple[str, ...] = DIGITS
     source: str = ""
+    spec: str = ""  # what load_dataset() takes to load it again: a built-in name, or a folder's resolved path
+
+    @cached_property
+    def content_hash(self) -> str:
+        """SHA-256 of both splits (shapes, pixels, labels): the same digits, the same hash."""
+        digest = hashlib.sha256()
+        for arr in (self.train_images, self.train_labels, self.test_images, self.test_labels):
+            digest.update(repr(arr.shape).encode())
+            digest.update(np.ascontiguousarray(arr, dtype=np.uint8).data)
+        return digest.hexdigest()
 
     def describe(self) -> dict:
         """Sizes and class balance, as shown by `digitlab data` and the web page."""
@@ -78,8 +90,11 @@ def default_home() -> Path:
     return Path(os.environ.get("DIGITLAB_HOME") or Path.home() / ".digitlab")
 
 
+BUILTINS = ("sample", "mnist", "fashion-mnist")
+
+
 def dataset_names() -> list[str]:
-    return ["sample", "mnist", "fashion-mnist"]
+    return list(BUILTINS)
 
 
 def find_idx_files(folder: Path) -> list[Path] | None:
@@ -121,7 +136,9 @@ def load_folder(folder: str | os.PathLike, name: str | None = None, classes=DIGI
     arrays = [read_idx(f) for f in files]
     _check_split(arrays[0], arrays[1], files[0:2])
     _check_split(arrays[2], arrays[3], files[2:4])
-    return Dataset(name or folder.name, *arrays, classes=tuple(classes), source=str(folder))
+    resolved = folder.resolve()
+    return Dataset(name or resolved.name or "folder", *arrays, classes=tuple(classes), source=str(folder),
+                   spec=str(resolved))
 
 
 def sample_folder() -> Path:
@@ -130,13 +147,16 @@ def sample_folder() -> Path:
 
 def load_dataset(spec: str = "sample", home: Path | None = None, allow_download: bool = True,
                  progress: bool = False) -> Dataset:
-    """Load a dataset by name (`sample`, `mnist`, `fashion-mnist`) or folder path.
+    """Load a dataset by built-in name (`sample`, `mnist`, `fashion-mnist`) or folder path.
 
+    Exactly those three names mean the built-in datasets; anything else is a folder (write
+    `./mnist` for a folder of that name). A folder dataset is named after the folder and
+    remembered by its resolved path (`Dataset.spec`), so a record can load it again later.
     `mnist` and `fashion-mnist` are downloaded once into `home/datasets/NAME` (verified against
     the published checksums); Fashion-MNIST comes from Debian's package when it is installed.
     """
     if spec == "sample":
-        return load_folder(sample_folder(), "sample")
+        return replace(load_folder(sample_folder(), "sample"), spec="sample")
     if spec in REMOTES:
         classes = FASHION if spec == "fashion-mnist" else DIGITS
         folder = local_folder(spec, home)
@@ -144,9 +164,9 @@ def load_dataset(spec: str = "sample", home: Path | None = None, allow_download:
             if not allow_download:
                 raise DatasetError(f"{spec}: not downloaded yet; run `digitlab data --dataset {spec} --download`")
             folder = download(remote_for(spec), cached_folder(spec, home), progress=progress)
-        return load_folder(folder, spec, classes)
-    if os.sep in spec or "/" in spec or Path(spec).is_dir():
-        return load_folder(spec)
+        return replace(load_folder(folder, spec, classes), spec=spec)
+    if spec and (os.sep in spec or "/" in spec or spec.startswith((".", "~")) or Path(spec).is_dir()):
+        return load_folder(Path(spec).expanduser())  # says "not a folder" for a path that is not one
     raise DatasetError(f"unknown dataset {spec!r}: use {', '.join(dataset_names())} or a folder of IDX files")
 
 

@@ -4,15 +4,26 @@ from __future__ import annotations
 
 import io
 import os
+import threading
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from PIL import ExifTags, Image, UnidentifiedImageError
 
-from .preprocess import PreprocessError, image_to_input
+from .preprocess import PreprocessError, bounded_image, image_to_input, reduce_factors
 
 MAX_IMAGE_PIXELS = 25_000_000  # 5000 x 5000; larger is refused before decoding (decompression bombs)
+FORMATS = ("PNG", "JPEG", "MPO")  # MPO: the multi-picture JPEG many phones save; its first frame is the photo
+MAX_CONCURRENT_DECODES = 2  # each may hold a full-size decoded image (up to ~100 MB) for a moment
+_decode_slots = threading.BoundedSemaphore(MAX_CONCURRENT_DECODES)
+#: EXIF orientation -> the transpose that turns the stored pixels upright (as ImageOps.exif_transpose)
+_UPRIGHT = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180, 4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE, 6: Image.Transpose.ROTATE_270, 7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
 
 
 @dataclass
@@ -25,20 +36,23 @@ class Prediction:
         return {"digit": self.digit, "confidence": self.confidence, "probabilities": self.probabilities}
 
 
-def decode_image(data: bytes):
-    """PNG/JPEG bytes -> PIL image, refusing non-images, truncated files and pixel bombs."""
-    from PIL import Image, UnidentifiedImageError
-
+def decode_image(data: bytes) -> Image.Image:
+    """PNG/JPEG/MPO bytes -> an upright (EXIF orientation applied) 8-bit PIL image whose long side
+    is at most preprocess.MAX_SIDE, refusing non-images, truncated files and pixel bombs."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             img = Image.open(io.BytesIO(data))
-            if img.format not in ("PNG", "JPEG"):
+            if img.format not in FORMATS:
                 raise PreprocessError(f"unsupported image format {img.format}; send a PNG or JPEG")
             w, h = img.size
             if w * h > MAX_IMAGE_PIXELS:
                 raise PreprocessError(f"image is {w}x{h} pixels, more than the {MAX_IMAGE_PIXELS:,} accepted")
+            fx, fy = reduce_factors(w, h)
+            if (fx, fy) != (1, 1):
+                img.draft(None, (-(-w // fx), -(-h // fy)))  # JPEG decodes at 1/2, 1/4 or 1/8 scale; PNG ignores it
             img.load()
+            img = upright(bounded_image(img))  # shrink first: turning a small image is cheap
     except PreprocessError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
@@ -50,17 +64,33 @@ def decode_image(data: bytes):
     return img
 
 
+def upright(image: Image.Image) -> Image.Image:
+    """Apply the EXIF orientation (phones store photos turned and say so). Unlike
+    ImageOps.exif_transpose this never rewrites the EXIF, which fails on some malformed tags."""
+    method = _UPRIGHT.get(image.getexif().get(ExifTags.Base.Orientation))
+    return image if method is None else image.transpose(method)
+
+
+def decode_to_input(data: bytes) -> np.ndarray:
+    """PNG/JPEG bytes -> (28, 28) model input. At most MAX_CONCURRENT_DECODES run at once, so a
+    burst of large uploads costs bounded memory (the server calls this from its thread pool)."""
+    with _decode_slots:
+        return image_to_input(decode_image(data))
+
+
 class Predictor:
     """One model's ONNX graph in an onnxruntime session; single-threaded so it never competes."""
 
-    def __init__(self, onnx_path: str | os.PathLike, threads: int = 1):
+    def __init__(self, onnx: str | os.PathLike | bytes, threads: int = 1):
+        """`onnx`: the model file's path, or its bytes (read from a handle that a save cannot pull away)."""
         import onnxruntime as ort
 
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = threads
         opts.inter_op_num_threads = 1
-        self.path = Path(onnx_path)
-        self.session = ort.InferenceSession(str(self.path), opts, providers=["CPUExecutionProvider"])
+        self.path = None if isinstance(onnx, bytes) else Path(onnx)
+        self.session = ort.InferenceSession(onnx if isinstance(onnx, bytes) else str(self.path), opts,
+                                            providers=["CPUExecutionProvider"])
         self.input_name = self.session.get_inputs()[0].name
 
     def probabilities(self, batch: np.ndarray) -> np.ndarray:
@@ -73,8 +103,8 @@ class Predictor:
         digit = int(p.argmax())
         return Prediction(digit, float(p[digit]), [round(float(v), 6) for v in p])
 
-    def predict_image(self, image) -> Prediction:
+    def predict_image(self, image: Image.Image) -> Prediction:
         return self.predict_input(image_to_input(image))
 
     def predict_bytes(self, data: bytes) -> Prediction:
-        return self.predict_image(decode_image(data))
+        return self.predict_input(decode_to_input(data))

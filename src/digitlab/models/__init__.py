@@ -1,9 +1,20 @@
-"""Architectures, the Keras-style summary, the model store (safetensors + JSON) and ONNX export."""
+"""Architectures, the Keras-style summary, the model store (safetensors + JSON) and ONNX export.
 
-from .architectures import ARCHITECTURES, build, register
-from .store import InvalidModelName, ModelNotFound, ModelStore, StoreError, check_name
-from .summary import format_summary, layer_table
+The store needs no torch (listing and serving models reads JSON and files); the architectures,
+the summary and the export import torch on first use.
+"""
 
-__all__ = ["ARCHITECTURES", "build", "register", "ModelStore", "StoreError", "ModelNotFound", "InvalidModelName",
-           "check_name",
-           "format_summary", "layer_table"]
+from .store import DamagedModel, InvalidModelName, ModelExists, ModelNotFound, ModelStore, StoreError, check_name
+
+_TORCH = {"ARCHITECTURES": "architectures", "build": "architectures", "register": "architectures",
+          "format_summary": "summary", "layer_table": "summary"}
+
+__all__ = ["ModelStore", "StoreError", "ModelNotFound", "InvalidModelName", "ModelExists", "DamagedModel",
+           "check_name", *_TORCH]
+
+
+def __getattr__(name: str):
+    if name in _TORCH:
+        import importlib
+        return getattr(importlib.import_module(f".{_TORCH[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

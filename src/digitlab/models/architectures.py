@@ -6,6 +6,8 @@ from typing import Callable
 
 from torch import nn
 
+from ..training.config import ARCHITECTURES as DECLARED
+
 ARCHITECTURES: dict[str, Callable[[], nn.Module]] = {}
 
 
@@ -15,6 +17,12 @@ def register(name: str):
         ARCHITECTURES[name] = factory
         return factory
     return add
+
+
+def check_declared() -> None:
+    """The registry and TrainConfig's list of architectures must agree (a test calls this)."""
+    if tuple(ARCHITECTURES) != DECLARED:
+        raise RuntimeError(f"registered {tuple(ARCHITECTURES)} but TrainConfig declares {DECLARED}")
 
 
 def build(name: str) -> nn.Module:

@@ -20,7 +20,8 @@ CREATE TABLE IF NOT EXISTS runs (
     ended REAL,
     epochs_done INTEGER NOT NULL DEFAULT 0,
     test_accuracy REAL,
-    seconds REAL
+    seconds REAL,
+    provenance TEXT                -- JSON: see digitlab.provenance.describe_run
 );
 CREATE TABLE IF NOT EXISTS events (
     run TEXT NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
@@ -45,6 +46,9 @@ class RunDB:
             self._conn.execute("PRAGMA synchronous=NORMAL")
             self._conn.execute("PRAGMA foreign_keys=ON")
             self._conn.executescript(SCHEMA)
+            columns = {row[1] for row in self._conn.execute("PRAGMA table_info(runs)")}
+            if "provenance" not in columns:  # a database from before the column existed
+                self._conn.execute("ALTER TABLE runs ADD COLUMN provenance TEXT")
 
     def close(self) -> None:
         with self._lock:
@@ -62,6 +66,11 @@ class RunDB:
         with self._lock:
             self._conn.execute("INSERT INTO runs (id, model, dataset, config, state, created) VALUES (?,?,?,?,?,?)",
                                (run, model, dataset, json.dumps(config), "running", time.time()))
+
+    def set_provenance(self, run: str, provenance: dict) -> None:
+        """What made the run (config as used, training path, versions, dataset hash, CPU), once known."""
+        with self._lock:
+            self._conn.execute("UPDATE runs SET provenance=? WHERE id=?", (json.dumps(provenance), run))
 
     def add_event(self, run: str, seq: int, event: dict) -> None:
         with self._lock:
@@ -88,6 +97,7 @@ class RunDB:
     def _run_dict(self, row) -> dict:
         out = dict(row)
         out["config"] = json.loads(out["config"])
+        out["provenance"] = json.loads(out["provenance"]) if out.get("provenance") else None
         return out
 
     def get(self, run: str) -> dict | None:

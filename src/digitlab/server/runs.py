@@ -36,7 +36,7 @@ class Subscriber:
         self.ready = asyncio.Event()
 
     def push(self, seq: int, kind: str, text: str) -> None:
-        if kind == P.BATCH_END and len(self.items) >= self.limit:
+        if kind == "batch.end" and len(self.items) >= self.limit:
             return
         self.items.append((seq, kind, text))
         self.ready.set()
@@ -57,20 +57,19 @@ class RunManager:
         self._lock = threading.Lock()
         self.active: str | None = None
         db.mark_interrupted()
-        self.supervisor = WorkerSupervisor(str(home), self._on_worker_message, threads=threads)
+        self.supervisor = WorkerSupervisor(str(home), self._on_worker_event, threads=threads)
 
-    def start(self, params: dict) -> str:
+    def start(self, job: P.TrainJob) -> str:
         """Create a run record and hand the job to the worker; raises Busy while one trains."""
         with self._lock:
             if self.active is not None:
                 raise Busy(f"run {self.active} is still training; cancel it or wait")
             run = uuid.uuid4().hex[:12]
-            config = {k: params[k] for k in ("epochs", "batch_size", "learning_rate", "seed")}
-            config["resume"] = params.get("resume")
-            self.db.create(run, params["name"], params["dataset"], config)
+            config = {**job.config.to_dict(), "resume": job.resume}
+            self.db.create(run, job.name, job.dataset_name or job.dataset, config)
             self._seq[run] = 0
             try:
-                self.supervisor.start(run, params)
+                self.supervisor.start(run, job)
             except RuntimeError as exc:
                 self.db.finish(run, "failed", str(exc))
                 raise
@@ -85,25 +84,25 @@ class RunManager:
         self.supervisor.cancel(run)
         return True
 
-    def _on_worker_message(self, msg: dict) -> None:
+    def _on_worker_event(self, message: P.RunEvent) -> None:
         """Reader thread: persist, update state, then publish on the event loop."""
-        kind, run = msg.get("type"), msg.get("run")
-        if kind == P.READY or run is None:
-            return
+        kind, run, msg = message.type, message.run, message.to_dict()
         with self._lock:
             seq = self._seq.get(run, 0)
             self._seq[run] = seq + 1
-        if kind == P.RUN_STARTED:
+        if kind == "run.started":
             self._batches[run] = msg["batches"]
+            if msg.get("provenance"):
+                self.db.set_provenance(run, msg["provenance"])
         store = True
-        if kind == P.BATCH_END:
+        if kind == "batch.end":
             stride = max(1, self._batches.get(run, 1) // DB_BATCHES_PER_EPOCH)
             store = msg["batch"] % stride == 0 or msg["batch"] == msg["batches"]
         try:
             if store:
                 self.db.add_event(run, seq, msg)
             if kind in P.END_EVENTS:
-                state = {P.RUN_FINISHED: "finished", P.RUN_FAILED: "failed", P.RUN_CANCELLED: "cancelled"}[kind]
+                state = {"run.finished": "finished", "run.failed": "failed", "run.cancelled": "cancelled"}[kind]
                 self.db.finish(run, state, msg.get("error"), msg.get("seconds"), msg.get("test_accuracy"))
         finally:
             if kind in P.END_EVENTS:

@@ -20,6 +20,9 @@ class RunStarted(Event):
     train_size: int
     test_size: int
     device: str
+    path: str = ""  # how it trains: "fused-kernels", "pytorch-ops" (CPU), "cuda" or "mps"
+    threads: int = 1  # batch shards (one per core) on CPU
+    provenance: dict = field(default_factory=dict)  # filled in by the job: see digitlab.provenance
     type: str = field(init=False, default="run.started")
 
 
@@ -47,3 +50,33 @@ class EpochEnd(Event):
     elapsed: float
     epoch_seconds: float
     type: str = field(init=False, default="epoch.end")
+
+
+@dataclass
+class RunFinished(Event):
+    epochs_done: int
+    test_accuracy: float | None
+    test_loss: float | None
+    seconds: float
+    model: str | None = None
+    type: str = field(init=False, default="run.finished")
+
+
+@dataclass
+class RunCancelled(Event):
+    epochs_done: int
+    test_accuracy: float | None
+    test_loss: float | None
+    seconds: float
+    model: str | None = None  # None when cancelled before the first epoch was saved
+    type: str = field(init=False, default="run.cancelled")
+
+
+@dataclass
+class RunFailed(Event):
+    error: str  # one line
+    model: str | None = None
+    type: str = field(init=False, default="run.failed")
+
+
+END_EVENTS = frozenset({"run.finished", "run.failed", "run.cancelled"})

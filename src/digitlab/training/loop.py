@@ -19,7 +19,7 @@ import math
 import os
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Callable, Iterable, Protocol
 
 import numpy as np
@@ -28,6 +28,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from . import kernels
+from .config import ConfigError, TrainConfig, draw_seed  # noqa: F401 - re-exported
 from .events import BatchEnd, EpochEnd, Event, RunStarted
 
 Callback = Callable[[Event], None]
@@ -37,54 +38,14 @@ class CancelToken(Protocol):
     def is_set(self) -> bool: ...
 
 
-class ConfigError(ValueError):
-    """A hyperparameter is out of range; the message names it."""
-
-
-@dataclass
-class TrainConfig:
-    """Hyperparameters; the defaults reach ~98.4% on the embedded sample in ~3 s on 2 CPU cores."""
-
-    epochs: int = 20
-    batch_size: int = 128
-    learning_rate: float = 4e-3
-    seed: int = 0
-    augment: int = 2  # max shift in pixels per batch, 0 = off
-    device: str = "auto"
-    threads: int = 0  # CPU cores to train on (one batch shard each); 0 = all
-
-    def validate(self, train_size: int | None = None) -> "TrainConfig":
-        def bad(msg):
-            raise ConfigError(msg)
-        if not isinstance(self.epochs, int) or not 1 <= self.epochs <= 1000:
-            bad(f"epochs must be an integer from 1 to 1000, got {self.epochs!r}")
-        if not isinstance(self.batch_size, int) or self.batch_size < 1:
-            bad(f"batch size must be a positive integer, got {self.batch_size!r}")
-        if train_size is not None and self.batch_size > train_size:
-            bad(f"batch size {self.batch_size} is larger than the {train_size} training images")
-        lr = self.learning_rate
-        if not isinstance(lr, (int, float)) or not math.isfinite(lr) or not 0 < lr <= 1:
-            bad(f"learning rate must be a number in (0, 1], got {lr!r}")
-        if not isinstance(self.seed, int) or not 0 <= self.seed < 2**63:
-            bad(f"seed must be a non-negative integer, got {self.seed!r}")
-        if not isinstance(self.augment, int) or not 0 <= self.augment <= 4:
-            bad(f"augment must be an integer from 0 to 4, got {self.augment!r}")
-        if self.device not in ("auto", "cpu", "cuda", "mps"):
-            bad(f"device must be auto, cpu, cuda or mps, got {self.device!r}")
-        if not isinstance(self.threads, int) or not 0 <= self.threads <= 256:
-            bad(f"threads must be an integer from 0 (all cores) to 256, got {self.threads!r}")
-        return self
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-
 @dataclass
 class FitResult:
     history: list[EpochEnd]
     cancelled: bool
     seconds: float
     device: str
+    path: str = ""  # see RunStarted.path
+    threads: int = 1
 
     @property
     def epochs_done(self) -> int:
@@ -130,6 +91,19 @@ def fused_view(model: nn.Module) -> nn.Module | None:
     if i == 0 or any(isinstance(m, nn.Conv2d) for m in layers[i:]):
         return None
     return nn.Sequential(*out, kernels.ToNCHW(), *layers[i:])
+
+
+def training_path(model: nn.Module, device: torch.device) -> tuple[str, nn.Module]:
+    """The one place that decides how a model trains, and the module that does it.
+
+    On CPU: "fused-kernels" when the compiled kernels fit every conv block, else "pytorch-ops"
+    (the same math in PyTorch's operators); on a GPU the model itself, "cuda" or "mps".
+    """
+    if device.type != "cpu":
+        return device.type, model
+    view = training_view(model)
+    fused = any(isinstance(m, kernels.ConvPoolReLU) for m in view.modules())
+    return ("fused-kernels" if fused else "pytorch-ops"), view
 
 
 def training_view(model: nn.Module) -> nn.Module:
@@ -236,6 +210,15 @@ def _shift(batch: torch.Tensor, max_shift: int, gen: torch.Generator) -> torch.T
     return out
 
 
+def one_cycle(opt: torch.optim.Optimizer, max_lr: float, total_steps: int):
+    """The one-cycle schedule (20% warm-up); a constant rate for runs too short to have phases
+    (OneCycleLR divides by zero below 4 steps, e.g. one epoch of one or two batches)."""
+    if total_steps < 4:
+        return torch.optim.lr_scheduler.LambdaLR(opt, lambda step: 1.0)
+    return torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=max_lr, total_steps=total_steps,
+                                               pct_start=max(0.2, 2 / total_steps))
+
+
 def fit(model: nn.Module, dataset, config: TrainConfig | None = None,
         callbacks: Iterable[Callback] = (), cancel: CancelToken | None = None) -> FitResult:
     """Train `model` on `dataset` (a digitlab.data.Dataset) in place.
@@ -245,7 +228,8 @@ def fit(model: nn.Module, dataset, config: TrainConfig | None = None,
     """
     config = (config or TrainConfig()).validate(len(dataset.train_labels))
     device = pick_device(config.device)
-    shards = 1 if device.type != "cpu" else (config.threads or cpu_cores())
+    # more shards than cores only slows every step down (256 on 2 cores: 50x); the CLI warns
+    shards = 1 if device.type != "cpu" else min(config.threads or cpu_cores(), cpu_cores())
     threads_before = torch.get_num_threads()
     if device.type == "cpu":
         torch.set_num_threads(1)  # parallelism comes from the shards, and no OpenMP pool spins
@@ -253,11 +237,11 @@ def fit(model: nn.Module, dataset, config: TrainConfig | None = None,
     try:
         torch.manual_seed(config.seed)
         model.to(device).train()
-        view = training_view(model) if device.type == "cpu" else model
-        if not any(isinstance(m, kernels.ConvPoolReLU) for m in view.modules()):
+        path, view = training_path(model, device)
+        if path != "fused-kernels":
             model.to(memory_format=torch.channels_last)  # faster pooling in PyTorch's own ops
         step = ShardedStep(view, list(model.parameters()), shards)
-        return _fit(model, step, dataset, config, device, list(callbacks), cancel)
+        return _fit(model, step, dataset, config, device, list(callbacks), cancel, path)
     finally:
         if step is not None:
             step.close()
@@ -265,7 +249,7 @@ def fit(model: nn.Module, dataset, config: TrainConfig | None = None,
         torch.set_num_threads(threads_before)
 
 
-def _fit(model, step, dataset, config, device, callbacks, cancel) -> FitResult:
+def _fit(model, step, dataset, config, device, callbacks, cancel, path) -> FitResult:
     gen = torch.Generator().manual_seed(config.seed)
     x, y = as_tensors(dataset.train_images, dataset.train_labels, device)
     xt, yt = as_tensors(dataset.test_images, dataset.test_labels, device)
@@ -276,14 +260,13 @@ def _fit(model, step, dataset, config, device, callbacks, cancel) -> FitResult:
         x = F.pad(x, (m, m, m, m))  # a zero border: shifting a batch is then slicing it
     fused = {"fused": True} if device.type in ("cpu", "cuda") else {}
     opt = torch.optim.Adam(model.parameters(), lr=config.learning_rate, **fused)
-    sched = torch.optim.lr_scheduler.OneCycleLR(
-        opt, max_lr=config.learning_rate, total_steps=config.epochs * batches, pct_start=0.2)
+    sched = one_cycle(opt, config.learning_rate, config.epochs * batches)
 
     def emit(event: Event) -> None:
         for cb in callbacks:
             cb(event)
 
-    emit(RunStarted(config.epochs, batches, n, len(xt), str(device)))
+    emit(RunStarted(config.epochs, batches, n, len(xt), str(device), path, step.shards))
     history: list[EpochEnd] = []
     last_good = {k: v.detach().clone() for k, v in model.state_dict().items()}
     start = time.perf_counter()
@@ -295,7 +278,7 @@ def _fit(model, step, dataset, config, device, callbacks, cancel) -> FitResult:
         for b in range(batches):
             if cancel is not None and cancel.is_set():
                 model.load_state_dict(last_good)
-                return FitResult(history, True, time.perf_counter() - start, str(device))
+                return FitResult(history, True, time.perf_counter() - start, str(device), path, step.shards)
             idx = perm[b * bs:(b + 1) * bs]
             # the same draws and result as _shift(), in one gather from the padded data
             dy, dx = torch.randint(-m, m + 1, (2,), generator=gen).tolist() if m else (0, 0)
@@ -319,4 +302,4 @@ def _fit(model, step, dataset, config, device, callbacks, cancel) -> FitResult:
         history.append(event)
         last_good = {k: v.detach().clone() for k, v in model.state_dict().items()}
         emit(event)
-    return FitResult(history, False, time.perf_counter() - start, str(device))
+    return FitResult(history, False, time.perf_counter() - start, str(device), path, step.shards)

@@ -14,7 +14,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .fit import TrainConfig, _shift, as_tensors, evaluate
+from .config import TrainConfig
+from .loop import _shift, as_tensors, evaluate
 
 
 def plain_fit(model: nn.Module, dataset, config: TrainConfig) -> list[dict]:

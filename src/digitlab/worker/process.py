@@ -1,7 +1,8 @@
 """The training worker: a separate, lower-priority OS process that runs one training job at a time.
 
 Started with the `spawn` method, so it shares nothing with the server but the pipe. A reader
-thread turns `cancel` messages into a threading.Event that fit() checks before every batch.
+thread turns `CancelRun` messages into a threading.Event that fit() checks before every batch,
+and exits the process the moment the server's end of the pipe closes.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import os
 import queue
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from . import protocol as P
@@ -27,71 +29,86 @@ def main(conn, home: str, threads: int = 0) -> None:
         os.nice(NICE)
     except OSError:
         pass
-    from ..job import train_model
-    from ..training import Event, TrainConfig
+    Worker(conn, Path(home), threads).serve()
 
-    inbox: "queue.Queue[dict | None]" = queue.Queue()
-    cancel = threading.Event()
-    current = {"run": None}
-    cancelled: set[str] = set()  # cancels that may arrive before their run starts
 
-    def read() -> None:
+class Worker:
+    """Receives StartRun/CancelRun/Stop, trains one job at a time, sends RunEvents back."""
+
+    def __init__(self, conn, home: Path, threads: int):
+        self.conn, self.home, self.threads = conn, home, threads
+        self.inbox: "queue.Queue[P.StartRun | None]" = queue.Queue()
+        self.cancel = threading.Event()
+        self.current: str | None = None
+        self.cancelled: set[str] = set()  # cancels that arrive before their run starts
+        self._lock = threading.Lock()
+
+    def serve(self) -> None:
+        threading.Thread(target=self._read, name="worker-inbox", daemon=True).start()
+        self.conn.send(P.Ready(os.getpid(), self._architectures()))
+        while (msg := self.inbox.get()) is not None:
+            self._train(msg)
+
+    @staticmethod
+    def _architectures() -> dict:
+        from ..models import ARCHITECTURES, build, layer_table
+        return {name: layer_table(build(name)) for name in ARCHITECTURES}
+
+    def _read(self) -> None:
         while True:
             try:
-                msg = conn.recv()
+                msg = self.conn.recv()
             except (EOFError, OSError):
-                msg = {"type": P.STOP}
-            if msg["type"] == P.CANCEL:
-                cancelled.add(msg.get("run"))
-                if msg.get("run") == current["run"]:
-                    cancel.set()
-            elif msg["type"] == P.STOP:
-                cancel.set()
-                inbox.put(None)
+                # The server is gone (killed: a graceful stop sends Stop first). Nobody can see
+                # this run any more, and a new server may already own the home: exit now, before
+                # another byte reaches the model store. Saves are atomic, so none is left half-done.
+                os._exit(0)
+            if isinstance(msg, P.CancelRun):
+                with self._lock:
+                    self.cancelled.add(msg.run)
+                    if msg.run == self.current:
+                        self.cancel.set()
+            elif isinstance(msg, P.Stop):
+                self.cancel.set()
+                self.inbox.put(None)
                 return
-            else:
-                inbox.put(msg)
+            elif isinstance(msg, P.StartRun):
+                self.inbox.put(msg)
 
-    threading.Thread(target=read, name="worker-inbox", daemon=True).start()
-    conn.send({"type": P.READY, "pid": os.getpid()})
+    def _train(self, msg: P.StartRun) -> None:
+        from ..job import train_model
+        from ..training import Event, RunCancelled, RunFinished, RunStarted
 
-    while (msg := inbox.get()) is not None:
-        run, params = msg["run"], msg["params"]
-        current["run"] = run
-        cancel.clear()
-        if run in cancelled:
-            cancel.set()
-        state = {"model": None, "last_batch": 0.0}
+        run, job = msg.run, msg.job
+        with self._lock:
+            self.current = run
+            self.cancel.clear()
+            if run in self.cancelled:
+                self.cancel.set()
+        model = {"name": job.name}
+        last_batch = [0.0]
 
-        def send(event: Event | dict) -> None:
-            if getattr(event, "type", None) == P.BATCH_END and event.batch != event.batches:
+        def send(event: Event) -> None:
+            if event.type == "batch.end" and event.batch != event.batches:
                 now = time.monotonic()
-                if now - state["last_batch"] < BATCH_EVENT_INTERVAL:
+                if now - last_batch[0] < BATCH_EVENT_INTERVAL:
                     return
-                state["last_batch"] = now
-            data = event.to_dict() if isinstance(event, Event) else event
-            data["run"] = run
-            if data["type"] in (P.RUN_STARTED, P.EPOCH_END):
-                data["model"] = state["model"]
-            conn.send(data)
-
-        def saved(name: str, record: dict) -> None:
-            state["model"] = name
+                last_batch[0] = now
+            named = isinstance(event, RunStarted) or event.type == "epoch.end"
+            self.conn.send(P.RunEvent(run, event, model["name"] if named else None))
 
         try:
-            config = TrainConfig(epochs=params["epochs"], batch_size=params["batch_size"],
-                                 learning_rate=params["learning_rate"], seed=params["seed"], threads=threads)
-            state["model"] = params.get("name")
-            result = train_model(Path(home), params["dataset"], config, name=params.get("name"),
-                                 resume=params.get("resume"), callbacks=[send], cancel=cancel,
-                                 save_every_epoch=True, on_saved=saved)
+            config = replace(job.config, threads=self.threads)
+            result = train_model(self.home, job.dataset, config, name=job.name, resume=job.resume,
+                                 callbacks=[send], cancel=self.cancel, save_every_epoch=True,
+                                 on_saved=lambda name, record: model.update(name=name))
             last = result.fit.history[-1] if result.fit.history else None
-            send({"type": P.RUN_CANCELLED if result.fit.cancelled else P.RUN_FINISHED,
-                  "model": result.name, "epochs_done": result.fit.epochs_done,
-                  "test_accuracy": last.val_accuracy if last else None,
-                  "test_loss": last.val_loss if last else None, "seconds": result.fit.seconds})
+            end = RunCancelled if result.fit.cancelled else RunFinished
+            send(end(result.fit.epochs_done, last.val_accuracy if last else None,
+                     last.val_loss if last else None, result.fit.seconds, result.name))
         except Exception as exc:  # noqa: BLE001 - every failure becomes run.failed, with its message
-            send({"type": P.RUN_FAILED, "error": P.one_line(exc), "model": state["model"]})
+            self.conn.send(P.failed(run, P.one_line(exc), model["name"]))
         finally:
-            current["run"] = None
-            cancelled.discard(run)
+            with self._lock:
+                self.current = None
+                self.cancelled.discard(run)

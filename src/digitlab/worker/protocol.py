@@ -1,27 +1,84 @@
 """The wire protocol between the server and the training worker process.
 
-Messages are plain dicts with a `type`, sent over a multiprocessing Pipe (pickled by the stdlib
-between our own two processes only; nothing from users or disk is ever unpickled).
+Every message is a typed dataclass sent over a multiprocessing Pipe (pickled by the stdlib between
+our own two processes only; nothing from users or disk is ever unpickled). A run's id is its
+request id: the worker tags every event of a run with it, so the server can never mix two runs.
 
 server -> worker
-    {"type": "start", "run": ID, "params": {dataset, epochs, batch_size, learning_rate, seed, name, resume}}
-    {"type": "cancel", "run": ID}
-    {"type": "stop"}                      # finish the current run's batch, then exit
+    StartRun(run, job)     train `job` (a TrainJob: dataset, config, name, resume) as run `run`
+    CancelRun(run)         stop `run` at its next batch (ignored if it is not the current one)
+    Stop()                 finish the current batch, then exit
 worker -> server
-    {"type": "ready", "pid": PID}
-    {"type": "run.started", "run": ID, epochs, batches, train_size, test_size, device, model}
-    {"type": "batch.end", "run": ID, epoch, batch, batches, loss, accuracy, images_per_s, elapsed}
-    {"type": "epoch.end", "run": ID, epoch, epochs, loss, accuracy, val_loss, val_accuracy, ..., model}
-    {"type": "run.finished" | "run.cancelled", "run": ID, model, epochs_done, test_accuracy, seconds}
-    {"type": "run.failed", "run": ID, "error": ONE_LINE}
-Errors cross the boundary as `run.failed` with a message, never as silence; if the worker
-process itself dies, the server's supervisor emits `run.failed` with the exit reason.
+    Ready(pid, architectures)   the worker is up; the registered architectures' layer tables
+    RunEvent(run, event)        a training event (digitlab.training.events): run.started,
+                                batch.end, epoch.end, run.finished / run.cancelled / run.failed
+Errors cross the boundary as a RunFailed event with a one-line message, never as silence; if the
+worker process itself dies, the server's supervisor emits RunFailed with the exit reason.
 """
 
-START, CANCEL, STOP, READY = "start", "cancel", "stop", "ready"
-RUN_STARTED, BATCH_END, EPOCH_END = "run.started", "batch.end", "epoch.end"
-RUN_FINISHED, RUN_FAILED, RUN_CANCELLED = "run.finished", "run.failed", "run.cancelled"
-END_EVENTS = frozenset({RUN_FINISHED, RUN_FAILED, RUN_CANCELLED})
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ..training.config import TrainConfig
+from ..training.events import END_EVENTS, Event, RunFailed
+
+__all__ = ["TrainJob", "StartRun", "CancelRun", "Stop", "Ready", "RunEvent", "END_EVENTS", "one_line", "failed"]
+
+
+@dataclass(frozen=True)
+class TrainJob:
+    """What to train: the dataset (what load_dataset takes), the config, and the model's name."""
+
+    dataset: str
+    config: TrainConfig
+    name: str
+    resume: str | None = None
+    dataset_name: str = ""  # how the page names the dataset (a folder's API name)
+
+
+@dataclass(frozen=True)
+class StartRun:
+    run: str
+    job: TrainJob
+
+
+@dataclass(frozen=True)
+class CancelRun:
+    run: str
+
+
+@dataclass(frozen=True)
+class Stop:
+    pass
+
+
+@dataclass(frozen=True)
+class Ready:
+    pid: int
+    architectures: dict = field(default_factory=dict)  # name -> layer table rows
+
+
+@dataclass(frozen=True)
+class RunEvent:
+    run: str
+    event: Event
+    model: str | None = None  # the model the run saves to, once known (run.started, epoch.end)
+
+    @property
+    def type(self) -> str:
+        return self.event.type
+
+    def to_dict(self) -> dict:
+        """The event as the WebSocket and the run history carry it: `{type, run, ...}`."""
+        data = {**self.event.to_dict(), "run": self.run}
+        if self.model is not None:
+            data["model"] = self.model
+        return data
+
+
+def failed(run: str, error: str, model: str | None = None) -> RunEvent:
+    return RunEvent(run, RunFailed(error, model))
 
 
 def one_line(exc: BaseException) -> str:
