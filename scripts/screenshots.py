@@ -38,7 +38,7 @@ def main() -> None:
                 "--no-first-run"])
             page = browser.new_page(viewport={"width": 1280, "height": 900}, device_scale_factor=1)
             page.goto(server.url)
-            wait(page, "window.__digitlab && window.__digitlab.ready === true")
+            wait(page, "document.body.dataset.ready === 'true'")
             page.fill("#epochs", "8")
             page.click("#start")
             wait(page, "document.querySelector('#status').classList.contains('good')", 120)
@@ -46,16 +46,17 @@ def main() -> None:
             page.click("#summary-box summary")
             page.locator("#pad").scroll_into_view_if_needed()
             box = page.locator("#pad").bounding_box()
+            before = page.evaluate("performance.now()")
             for stroke in place(4, 70, 40, 190):
                 page.mouse.move(box["x"] + stroke[0][0], box["y"] + stroke[0][1])
                 page.mouse.down()
                 for x, y in stroke[1:]:
                     page.mouse.move(box["x"] + x, box["y"] + y, steps=8)
                 page.mouse.up()
-            try:
-                wait(page, "window.__digitlab.latencies.length >= 1", 10)
+            try:  # the drawing's result is shown: a 'draw-to-result' measure after the strokes began
+                wait(page, f"performance.getEntriesByName('draw-to-result').some((e) => e.startTime > {before})", 10)
             except TimeoutError:
-                print(page.evaluate("JSON.stringify(window.__digitlab)"), page.inner_text("#confidence"), page.inner_text("#recognizer"))
+                print(page.inner_text("#confidence"), page.inner_text("#recognizer"))
                 raise
             time.sleep(0.5)
             page.screenshot(path=str(OUT / "page.png"), full_page=True)

@@ -1,5 +1,6 @@
 // Streaming charts (uPlot). Points are appended as events arrive; the canvas is redrawn at most
-// once per animation frame, by whoever calls flush() from requestAnimationFrame.
+// once per animation frame, by whoever calls flush() from requestAnimationFrame. The container's
+// data-points attribute says how many points the chart shows (for tests and tools).
 import uPlot from './vendor/uPlot.esm.js';
 
 export class LiveChart {
@@ -9,6 +10,7 @@ export class LiveChart {
     this.data = [[], ...series.map(() => [])];
     this.dirty = false;
     this.points = 0;
+    container.dataset.points = '0';
     const opts = {
       title,
       width: Math.max(container.clientWidth, 280),
@@ -53,6 +55,7 @@ export class LiveChart {
     if (!this.dirty) return false;
     this.dirty = false;
     this.plot.setData(this.data);
+    this.container.dataset.points = String(this.points);
     return true;
   }
 }

@@ -22,11 +22,19 @@ export class Recognizer {
     this.onModeChange = onModeChange || (() => {});
     this.busy = false;
     this.pending = null;
+    /** Resolves once the mode is known: the worker answered, or recognition fell back to the server. */
+    this.ready = new Promise((resolve) => { this.settle = resolve; });
     try {
       this.worker = new Worker(new URL('./infer-worker.js', import.meta.url), { type: 'module' });
       this.worker.addEventListener('error', (e) => this.fallback(e.message || 'the worker script failed to load'));
       this.remote = Comlink.wrap(this.worker);
       this.mode = 'worker';
+      // any answer proves that the worker's modules loaded and it listens
+      withTimeout(Promise.resolve(this.remote.model), WORKER_TIMEOUT_MS, 'starting the worker').then(() => {
+        if (this.mode !== 'worker') return;
+        this.onModeChange(this.mode, '');
+        this.settle();
+      }, (err) => this.fallback(err.message));
     } catch (err) {
       this.fallback(err.message);
     }
@@ -39,6 +47,13 @@ export class Recognizer {
     if (this.worker) this.worker.terminate();
     this.worker = null;
     this.onModeChange(this.mode, reason);
+    this.settle();
+  }
+
+  /** No model to use (the one in use was deleted): recognition waits for the next setModel. */
+  clearModel() {
+    this.model = null;
+    this.loadedKey = null;
   }
 
   /** Use model `name` (reloaded when `version` changes, e.g. after each epoch). */

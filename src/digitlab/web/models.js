@@ -1,0 +1,113 @@
+// The Models card: every saved model with its metrics, the one in use (state.active), downloads,
+// delete, and "What made the model" (the record's provenance). Damaged records are listed with
+// their reason and a delete button only: never used, never served.
+import { api, el, pct } from './api.js';
+import { notify, state, subscribe } from './store.js';
+
+const $ = (id) => document.getElementById(id);
+
+export function createModelsCard() {
+  let refreshTimer = null;
+
+  function refreshSoon() {
+    clearTimeout(refreshTimer);
+    refreshTimer = setTimeout(refresh, 300);
+  }
+
+  async function refresh() {
+    try {
+      state.models = (await api('/api/models')).models;
+    } catch (err) {
+      $('model-table').replaceChildren(el('tr', {}, el('td', {}, `Could not list models: ${err.message}`)));
+      return;
+    }
+    render();
+    notify('models');
+    const usable = state.models.filter((m) => !m.damaged);
+    if (!state.active && usable.length) use(usable[0].name, usable[0].updated, true);
+    renderProvenance();
+  }
+
+  /** Make `name` the model in use; `version` changes when its file does (after each epoch). */
+  function use(name, version, evaluate = false) {
+    const changed = state.active !== name;
+    state.active = name;
+    render();
+    renderProvenance();
+    notify('active', { name, version: String(version), changed, evaluate });
+  }
+
+  function render() {
+    const table = $('model-table');
+    if (!state.models.length) {
+      table.replaceChildren(el('tr', {}, el('td', { class: 'muted' }, 'No saved models yet. Train one above.')));
+      return;
+    }
+    const head = el('tr', {}, ...['use', 'name', 'dataset', 'epochs', 'test accuracy', 'updated', 'download', '']
+      .map((h) => el('th', { class: ['epochs', 'test accuracy'].includes(h) ? 'num' : '' }, h)));
+    const rows = state.models.map((m) => {
+      const del = el('button', { type: 'button', class: 'link danger' }, 'delete');
+      del.addEventListener('click', () => remove(m.name));
+      if (m.damaged) { // listed so the user sees it and can remove it
+        return el('tr', { class: 'damaged' }, el('td', {}, '⚠'), el('td', {}, m.name),
+          el('td', { colspan: '5', class: 'bad' }, m.damaged), el('td', {}, del));
+      }
+      const q = encodeURIComponent(m.name);
+      const radio = el('input', { type: 'radio', name: 'active-model', value: m.name, 'aria-label': `use ${m.name}` });
+      radio.checked = m.name === state.active;
+      radio.addEventListener('change', () => use(m.name, m.updated, true));
+      return el('tr', { class: m.name === state.active ? 'active' : '' },
+        el('td', {}, radio), el('td', {}, m.name), el('td', { title: m.dataset || '' }, m.dataset_name || m.dataset || ''),
+        el('td', { class: 'num' }, String(m.epochs ?? '')), el('td', { class: 'num' }, pct(m.test_accuracy, 2)),
+        el('td', {}, new Date(m.updated * 1000).toLocaleString()),
+        el('td', {}, el('a', { href: `/api/models/${q}/model.onnx`, download: `${m.name}.onnx` }, 'ONNX'), ' · ',
+          el('a', { href: `/api/models/${q}/model.safetensors`, download: `${m.name}.safetensors` }, 'safetensors')),
+        el('td', {}, del));
+    });
+    table.replaceChildren(head, ...rows);
+  }
+
+  async function remove(name) {
+    if (!window.confirm(`Delete model ${name}? This cannot be undone.`)) return;
+    try {
+      await api(`/api/models/${encodeURIComponent(name)}`, { method: 'DELETE' });
+      if (state.active === name) {
+        state.active = null;
+        notify('active', { name: null, version: '', changed: true, evaluate: false });
+      }
+      await refresh();
+    } catch (err) {
+      notify('status', { text: `Could not delete ${name}: ${err.message}`, kind: 'bad' });
+    }
+  }
+
+  /** The record's answer to "what made this model": config, seed, path, versions, data, CPU. */
+  function renderProvenance() {
+    const m = state.models.find((x) => x.name === state.active);
+    $('details-name').textContent = m ? m.name : 'the model in use';
+    const p = m && m.provenance;
+    if (!p) {
+      $('provenance').replaceChildren(el('dd', { class: 'muted' }, m ? 'Not recorded (a model from an older version).' : 'No model yet.'));
+      return;
+    }
+    const c = p.config || {};
+    const rows = [
+      ['seed', String(c.seed)],
+      ['config', `${c.epochs} epochs, batch ${c.batch_size}, learning rate ${c.learning_rate}, augment ±${c.augment} px`],
+      ['trained on', `${p.device} (${p.path}, ${c.threads} thread${c.threads > 1 ? 's' : ''})${p.resumed ? `, resumed from ${p.resumed}` : ''}`],
+      ['CPU', p.cpu],
+      ['dataset', `${p.dataset.name}: ${p.dataset.train} train + ${p.dataset.test} test, sha256 ${p.dataset.sha256.slice(0, 16)}…`],
+      ['versions', Object.entries(p.versions).map(([k, v]) => `${k} ${v}`).join(', ')],
+    ];
+    $('provenance').replaceChildren(...rows.flatMap(([k, v]) => [el('dt', {}, k), el('dd', {}, v)]));
+  }
+
+  // a run saves its model after every epoch (draw with it while it trains) and at its end
+  subscribe('model-saved', ({ model, version }) => { use(model, version); refreshSoon(); });
+  subscribe('run-ended', async ({ model }) => {
+    await refresh();
+    if (model && state.models.some((m) => m.name === model)) use(model, 'final', true);
+  });
+
+  return { start: refresh };
+}

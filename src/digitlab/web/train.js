@@ -1,0 +1,275 @@
+// The Train card: the form (its limits from the server's TrainConfig), start and cancel, the
+// run's WebSocket, the progress bar, the live charts and the model summary. Run events are
+// queued as they arrive and applied in the page's animation frame, however fast they come.
+import { api, el, pct } from './api.js';
+import { LiveChart } from './charts.js';
+import { notify, state, subscribe } from './store.js';
+
+const $ = (id) => document.getElementById(id);
+const END = new Set(['run.finished', 'run.failed', 'run.cancelled']);
+// the server's TrainConfig field -> this form's input
+const INPUTS = { epochs: 'epochs', batch_size: 'batch-size', learning_rate: 'lr', seed: 'seed' };
+const PATHS = { 'fused-kernels': 'fused kernels', 'pytorch-ops': 'PyTorch ops' };
+
+export function createTrainCard({ requestFrame }) {
+  const inbox = [];
+  const run = { id: null, socket: null, epochs: 0, batches: 0, epoch: 0, batch: 0, elapsed: 0, imagesPerS: 0 };
+  const lossChart = new LiveChart($('loss-chart'), {
+    title: 'Loss', series: [{ label: 'batch loss', stroke: '#2f6fed' }, { label: 'val loss', stroke: '#d2412f', points: true }],
+  });
+  const accChart = new LiveChart($('acc-chart'), {
+    title: 'Accuracy', yRange: [0, 1],
+    series: [{ label: 'batch accuracy', stroke: '#2f6fed' }, { label: 'val accuracy', stroke: '#1a9a5a', points: true }],
+  });
+
+  function setStatus(text, kind = '') {
+    const node = $('status');
+    node.textContent = text;
+    node.className = `status ${kind}`;
+  }
+
+  function setRunning(running) {
+    state.running = running;
+    $('start').disabled = running;
+    $('cancel').disabled = !running;
+    for (const id of ['dataset', 'epochs', 'batch-size', 'lr', 'seed', 'seed-random', 'mode']) $(id).disabled = running;
+    if (!running) $('seed').disabled = $('seed-random').checked;
+  }
+
+  // ---- events, applied once per frame -------------------------------------------------------
+  function frame() {
+    const events = inbox.splice(0);
+    for (const event of events) applyEvent(event);
+    if (events.length) renderProgress();
+    lossChart.flush();
+    accChart.flush();
+  }
+
+  function applyEvent(e) {
+    switch (e.type) {
+      case 'run.started':
+        Object.assign(run, { epochs: e.epochs, batches: e.batches, epoch: 0, batch: 0 });
+        setStatus(describeStart(e));
+        break;
+      case 'batch.end': {
+        const x = e.epoch - 1 + e.batch / e.batches;
+        lossChart.push(x, [e.loss, null]);
+        accChart.push(x, [e.accuracy, null]);
+        Object.assign(run, { epoch: e.epoch, batch: e.batch, elapsed: e.elapsed, imagesPerS: e.images_per_s });
+        break;
+      }
+      case 'epoch.end':
+        lossChart.push(e.epoch, [null, e.val_loss]);
+        accChart.push(e.epoch, [null, e.val_accuracy]);
+        Object.assign(run, { epoch: e.epoch, batch: run.batches, elapsed: e.elapsed });
+        setStatus(`Training… epoch ${e.epoch}/${e.epochs}: val accuracy ${pct(e.val_accuracy, 2)}, val loss ${e.val_loss.toFixed(4)}`);
+        if (e.model) notify('model-saved', { model: e.model, version: `${run.id}-${e.epoch}` });
+        break;
+      case 'run.finished':
+        setRunning(false);
+        setStatus(`Finished in ${e.seconds.toFixed(1)} s: test accuracy ${pct(e.test_accuracy, 2)} (model ${e.model}).`, 'good');
+        endRun(e.model);
+        break;
+      case 'run.cancelled':
+        setRunning(false);
+        setStatus(e.epochs_done
+          ? `Cancelled after ${e.epochs_done} epoch${e.epochs_done > 1 ? 's' : ''}; the model ${e.model} keeps the last finished epoch.`
+          : 'Cancelled before the first epoch finished; nothing was saved.', 'warn');
+        endRun(e.model);
+        break;
+      case 'run.failed':
+        setRunning(false);
+        setStatus(`Failed: ${e.error}`, 'bad');
+        endRun(e.model);
+        break;
+      case 'error':
+        setStatus(`Error: ${e.error}`, 'bad');
+        break;
+      default:
+    }
+  }
+
+  function endRun(model) {
+    run.socket = null;
+    notify('run-ended', { model });
+  }
+
+  function renderProgress() {
+    const total = run.epochs * run.batches;
+    const done = (run.epoch - 1) * run.batches + run.batch;
+    const fraction = total ? Math.max(0, Math.min(1, (run.epoch === 0 ? 0 : done) / total)) : 0;
+    $('progress').value = fraction;
+    if (!state.running) { $('progress-text').textContent = fraction >= 1 ? 'done' : 'idle'; return; }
+    const eta = fraction > 0 ? run.elapsed / fraction - run.elapsed : NaN;
+    $('progress-text').textContent = `epoch ${Math.max(run.epoch, 1)}/${run.epochs} · ${Math.round(100 * fraction)}%`
+      + (Number.isFinite(eta) ? ` · ETA ${eta < 60 ? `${eta.toFixed(0)} s` : `${(eta / 60).toFixed(1)} min`}` : '')
+      + (run.imagesPerS ? ` · ${Math.round(run.imagesPerS).toLocaleString()} img/s` : '');
+  }
+
+  // ---- the run's event stream: its history first, then live ---------------------------------
+  function attach(runId) {
+    if (run.socket) run.socket.close();
+    run.id = runId;
+    lossChart.reset(); accChart.reset();
+    setRunning(true);
+    const proto = location.protocol === 'https:' ? 'wss' : 'ws';
+    const socket = new WebSocket(`${proto}://${location.host}/api/runs/${runId}/events`);
+    run.socket = socket;
+    let ended = false;
+    socket.onmessage = (msg) => {
+      const event = JSON.parse(msg.data);
+      if (END.has(event.type) || event.type === 'error') ended = true;
+      inbox.push(event);
+      requestFrame();
+    };
+    socket.onclose = () => {
+      if (ended || run.socket !== socket) return;
+      setStatus('Lost the connection to the server; reconnecting…', 'warn');
+      setTimeout(async () => {
+        try {
+          const record = await api(`/api/runs/${runId}`);
+          if (record.state === 'running') attach(runId);
+          else { inbox.push({ type: 'run.failed', error: record.error || record.state }); requestFrame(); }
+        } catch (err) { setStatus(`Lost the server: ${err.message}`, 'bad'); setRunning(false); }
+      }, 1000);
+    };
+  }
+
+  $('train-form').addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    if (!$('train-form').reportValidity()) return;
+    const mode = $('mode').value;
+    const body = {
+      dataset: $('dataset').value,
+      epochs: Number($('epochs').value),
+      batch_size: Number($('batch-size').value),
+      learning_rate: Number($('lr').value),
+      seed: $('seed-random').checked ? null : Number($('seed').value), // null: the server draws one and records it
+    };
+    if (mode !== 'new') body.resume = mode;
+    $('start').disabled = true;
+    try {
+      const { id, model, seed } = await api('/api/runs', { method: 'POST', json: body });
+      setStatus(`Starting ${model} (seed ${seed})…`);
+      attach(id);
+    } catch (err) {
+      setStatus(`Could not start: ${err.message}`, 'bad');
+      $('start').disabled = false;
+    }
+  });
+  $('seed-random').addEventListener('change', () => { $('seed').disabled = $('seed-random').checked; });
+  $('cancel').addEventListener('click', async () => {
+    $('cancel').disabled = true;
+    setStatus('Cancelling at the next batch…', 'warn');
+    try { await api(`/api/runs/${run.id}/cancel`, { method: 'POST' }); } catch (err) { setStatus(`Cancel failed: ${err.message}`, 'bad'); }
+  });
+  $('dataset').addEventListener('change', () => { state.dataset = $('dataset').value; notify('dataset'); });
+
+  // ---- what other cards tell this one --------------------------------------------------------
+  subscribe('status', ({ text, kind }) => setStatus(text, kind));
+  subscribe('datasets', () => {
+    const select = $('dataset');
+    select.replaceChildren(...state.datasets.map((d) => el('option', { value: d.name, disabled: !d.available },
+      d.available ? `${d.name} (${d.train.toLocaleString()} train)` : `${d.name} (not downloaded)`)));
+    const def = state.datasets.find((d) => d.default) || state.datasets[0];
+    if (!def) return;
+    select.value = def.name;
+    state.dataset = def.name;
+    notify('dataset');
+  });
+  subscribe('models', () => { // "continue" offers every usable saved model
+    const mode = $('mode');
+    const keep = mode.value;
+    const usable = state.models.filter((m) => !m.damaged);
+    mode.replaceChildren(el('option', { value: 'new' }, 'new model'),
+      ...usable.map((m) => el('option', { value: m.name }, `continue ${m.name}`)));
+    mode.value = usable.some((m) => m.name === keep) ? keep : 'new';
+  });
+  subscribe('active', ({ name, changed }) => { if (changed) loadSummary(name); });
+
+  /** At start-up: the form's limits, the summary, and the run in progress (or how the last one ended). */
+  async function start() {
+    const config = loadTrainConfig();
+    if (!state.active) loadSummary(null);
+    try {
+      const { runs, active } = await api('/api/runs');
+      if (active) attach(active);
+      else if (runs.length) {
+        const last = runs[0];
+        const kind = { finished: 'good', failed: 'bad', interrupted: 'bad', cancelled: 'warn' }[last.state] || '';
+        setStatus(`Last run (${last.model}): ${last.state}${last.error ? `: ${last.error}` : ''}`
+          + (last.test_accuracy != null ? `, test accuracy ${pct(last.test_accuracy, 2)}` : ''), kind);
+      }
+    } catch (err) { setStatus(`Could not read the run history: ${err.message}`, 'bad'); }
+    await config;
+  }
+
+  return { frame, start };
+}
+
+/** "Training m on cpu (fused kernels, 2 threads), seed 12345: 8,000 images…" from run.started. */
+function describeStart(e) {
+  const how = [];
+  if (e.path && !(e.device || '').startsWith(e.path)) how.push(PATHS[e.path] || e.path);
+  if (e.threads && e.device === 'cpu') how.push(`${e.threads} thread${e.threads > 1 ? 's' : ''}`);
+  const seed = e.provenance && e.provenance.config ? e.provenance.config.seed : undefined;
+  return `Training ${e.model ? `${e.model} ` : ''}on ${e.device}${how.length ? ` (${how.join(', ')})` : ''}`
+    + `${seed != null ? `, seed ${seed}` : ''}: ${e.train_size.toLocaleString()} images…`;
+}
+
+/**
+ * Set the form's limits, defaults and help from the server's TrainConfig (GET /api/train-config),
+ * its one source of truth. Without that route (404) or the server, the HTML's own values stay.
+ */
+async function loadTrainConfig() {
+  let fields;
+  try {
+    ({ fields } = await api('/api/train-config'));
+  } catch {
+    return; // an older server: the HTML's fallbacks are the same numbers
+  }
+  for (const field of fields || []) {
+    const input = INPUTS[field.name] && $(INPUTS[field.name]);
+    if (input) applyField(input, field);
+  }
+}
+
+/** One JSON-Schema-like field -> the input's min, max, step, default value and title. */
+function applyField(input, f) {
+  const set = (attr, v) => { if (typeof v === 'number' && Number.isFinite(v)) input.setAttribute(attr, String(v)); };
+  if (f.type === 'integer') input.step = '1';
+  else if (f.type === 'number') input.step = 'any';
+  set('min', f.minimum ?? f.exclusiveMinimum);
+  set('max', f.maximum ?? f.exclusiveMaximum);
+  // the value attribute: the input shows it unless the user has already typed there
+  if (typeof f.default === 'number') input.defaultValue = String(f.default);
+  if (f.help) input.title = f.help;
+  if (f.exclusiveMinimum != null || f.exclusiveMaximum != null) {
+    // min/max include their bound; an exclusive one is checked here, and reported like the others
+    const check = () => {
+      const v = input.valueAsNumber;
+      const low = f.exclusiveMinimum != null && v <= f.exclusiveMinimum;
+      const high = f.exclusiveMaximum != null && v >= f.exclusiveMaximum;
+      input.setCustomValidity(low ? `must be more than ${f.exclusiveMinimum}`
+        : high ? `must be less than ${f.exclusiveMaximum}` : '');
+    };
+    input.addEventListener('input', check);
+    check();
+  }
+}
+
+// ---- the Keras-style summary of the model in use (or of the architecture, before any model) ----
+async function loadSummary(name) {
+  try {
+    // before any model: the default architecture, which the registry lists first
+    const s = name ? await api(`/api/models/${encodeURIComponent(name)}/summary`) : (await api('/api/architectures')).architectures[0];
+    const head = el('tr', {}, el('th', {}, 'Layer (type)'), el('th', {}, 'Output shape'), el('th', { class: 'num' }, 'Param #'));
+    const rows = s.layers.map((l) => el('tr', {}, el('td', {}, `${l.name} (${l.type})`),
+      el('td', {}, `[${l.output_shape.map((d) => (d === null ? 'null' : d)).join(', ')}]`),
+      el('td', { class: 'num' }, l.params.toLocaleString())));
+    const total = el('tr', {}, el('th', {}, 'Total'), el('th', {}), el('th', { class: 'num' }, s.total_params.toLocaleString()));
+    $('summary').replaceChildren(head, ...rows, total);
+  } catch (err) {
+    $('summary').replaceChildren(el('tr', {}, el('td', {}, `summary unavailable: ${err.message}`)));
+  }
+}
