@@ -216,3 +216,23 @@ def test_serving_a_folder_dataset(tmp_path):
         assert srv.wait_run(r.json()["id"])["state"] == "finished"
         report = srv.client.get(f"/api/models/{r.json()['model']}/evaluation").json()
         assert report["count"] == 300
+
+
+def test_training_worker_threads_yield_to_everything_interactive(server):
+    """SCHED_IDLE on every thread of the worker (torch's and the batch shards' too)."""
+    import os
+    from pathlib import Path
+    r = server.client.post("/api/runs", json={"epochs": 30, "batch_size": 64, "name": "idle-policy"})
+    run = r.json()["id"]
+    pid = server.worker_pid()
+    policies = {}
+    while server.client.get(f"/api/runs/{run}").json()["state"] == "running" and len(policies) < 3:
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            try:
+                policies[task.name] = int((task / "stat").read_text().rsplit(")", 1)[1].split()[38])
+            except (FileNotFoundError, ProcessLookupError):
+                pass
+    server.client.post(f"/api/runs/{run}/cancel")
+    server.wait_run(run)
+    assert len(policies) >= 3, policies  # the main thread, the inbox reader, shard/torch threads
+    assert set(policies.values()) == {os.SCHED_IDLE}, policies

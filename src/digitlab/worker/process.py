@@ -16,7 +16,7 @@ from pathlib import Path
 
 from . import protocol as P
 
-NICE = 10
+NICE = 10  # where SCHED_IDLE is not available
 #: Batch events are sent at most this often (plus each epoch's last batch): the page paints at
 #: 60 fps at best, and every event is fanned out to every subscriber.
 BATCH_EVENT_INTERVAL = 1 / 50
@@ -25,11 +25,29 @@ BATCH_EVENT_INTERVAL = 1 / 50
 def main(conn, home: str, threads: int = 0) -> None:
     """Entry point of the worker process (`multiprocessing` target); `threads`: cores to train on, 0 = all."""
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # sleeping, not spinning, OpenMP threads
+    yield_cpu()
+    Worker(conn, Path(home), threads).serve()
+
+
+def yield_cpu() -> str:
+    """Make this process give way to everything interactive; returns the policy it got.
+
+    On Linux, SCHED_IDLE: the scheduler runs its threads only when a core would otherwise idle,
+    so the server, the browser and the desktop always go first, and training still has every
+    idle cycle. Set before any thread starts, so all of them (torch's, the batch shards) inherit
+    it. Elsewhere, a nice value.
+    """
+    if hasattr(os, "SCHED_IDLE"):
+        try:
+            os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+            return "SCHED_IDLE"
+        except OSError:
+            pass
     try:
         os.nice(NICE)
+        return f"nice {NICE}"
     except OSError:
-        pass
-    Worker(conn, Path(home), threads).serve()
+        return "normal"
 
 
 class Worker:
