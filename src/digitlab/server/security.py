@@ -9,8 +9,8 @@ request and every WebSocket.
 from __future__ import annotations
 
 import hmac
-import json
 import ipaddress
+import json
 import secrets
 
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -137,10 +137,10 @@ def same_origin(scope: Scope) -> bool:
     return origin.lower() in (f"http://{host}", f"https://{host}")
 
 
-async def _refuse(send: Send, status: int, message: str, extra: list | None = None) -> None:
+async def _refuse(send: Send, status: int, message: str) -> None:
     body = json.dumps({"error": message}).encode()
     await send({"type": "http.response.start", "status": status,
-                "headers": [(b"content-type", b"application/json"), *HEADERS, *(extra or [])]})
+                "headers": [(b"content-type", b"application/json"), *HEADERS]})
     await send({"type": "http.response.body", "body": body})
 
 
