@@ -156,7 +156,7 @@ def test_worker_dies_with_a_killed_server_and_writes_nothing_after(tmp_path):
             gone_at = time.monotonic() - t0
             break
         time.sleep(0.01)
-    assert gone_at is not None and gone_at < 1.0, gone_at
+    assert gone_at is not None and gone_at < 2.0, gone_at
     before = snapshot()
     time.sleep(2.0)
     assert snapshot() == before

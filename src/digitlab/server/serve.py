@@ -39,7 +39,6 @@ def bind_socket(host: str, start: int, tries: int = 50) -> socket.socket:
             if exc.errno not in (98, 48):  # EADDRINUSE (Linux, macOS): try the next port
                 raise ServeError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
             continue
-        sock.set_inheritable(True)
         return sock
     raise ServeError(f"no free port on {host} from {start} to {min(start + tries, 65536) - 1} ({last.strerror})")
 
