@@ -59,9 +59,20 @@ def table(results: dict) -> str:
         add("")
     if "ui_frames" in results:
         r = results["ui_frames"]
-        f, lt, d = r["frame_interval_ms"], r["long_tasks"], r["draw_to_prediction_ms"]
-        add(f"page while training ({r['seconds']} s): frame interval p50 {f['p50']} / p99 {f['p99']} / max {f['max']} ms; "
-            f"long tasks {lt['count']} (max {lt['max_ms']} ms); draw-to-prediction p50 {d['p50']} / p95 {d['p95']} ms")
+        add(f"the page ({r['page']}), drawing on the pad, {r['seconds']:g} s each; run: sample, batch {r['batch_size']}")
+        add(f"{'':22}{'frame p50':>10}{'p99':>7}{'max':>7}{'long tasks':>11}{'max ms':>7}{'draw p50':>9}{'p95':>7}")
+        for key, label in (("idle", "idle"), ("cli_busy", "digitlab train (CLI)"),
+                           ("server_unsubscribed", "run, not subscribed"), ("streaming", "run, streaming")):
+            v = r[key]
+            f, lt, d = v["frame_interval_ms"], v["long_tasks"], v["draw_to_prediction_ms"]
+            add(f"{label:22}{f['p50']:>10}{f['p99']:>7}{f['max']:>7}{lt['count']:>11}{lt['max_ms']:>7}"
+                f"{d['p50']:>9}{d['p95']:>7}")
+        rl, sp = r["reload"], r["training_speed"]
+        add(f"reloaded mid-run: {rl['events_in_window']} events replayed and live in {rl['long_tasks']['count']} long "
+            f"tasks (max {rl['long_tasks']['max_ms']} ms)")
+        if sp["ratio"]:
+            add(f"training speed: {sp['unsubscribed']['epoch_s']} s/epoch not subscribed, {sp['streaming']['epoch_s']} s "
+                f"streaming ({sp['ratio']:.2f}x)")
     return "\n".join(lines)
 
 

@@ -1,96 +1,296 @@
-"""The page's smoothness in headless Chromium while a training run streams events.
+"""The page's smoothness in headless Chromium: idle, next to a busy CPU, and while a run streams.
 
-Measures, over at least 10 s of training: frame intervals from requestAnimationFrame (p50, p99,
-max), main-thread long tasks (PerformanceObserver 'longtask'), and draw-to-prediction latency
-(stroke end to result shown: the page's 'draw-to-result' User Timing measures) for strokes drawn
-with real mouse movements meanwhile. Run events are counted as the WebSocket frames the page
-receives. The page is observed only through the DOM and standard APIs; the recorder below is
-this benchmark's own.
+One run measures, on one page, drawing digits on the pad with real mouse movements the whole time:
+
+- `idle`: nothing else runs;
+- `cli_busy`: a separate `digitlab train` process keeps the CPU busy; no events reach the page;
+- `server_unsubscribed`: the server's worker trains the streaming case's run, the page not
+  subscribed (the training-speed baseline);
+- `streaming`: the page started that same run from its form (sample, batch 64): events stream,
+  charts live;
+- `reload`: the page reloaded mid-run, so it replays the history and continues live.
+
+For each: frame intervals from requestAnimationFrame (p50, p99, max), main-thread long tasks
+(PerformanceObserver 'longtask'), the long animation frames' attribution ('long-animation-frame':
+which scripts, how much rendering) and draw-to-prediction latency (the page's own
+'draw-to-result' User Timing measures). Training speed is each run's median epoch time from its
+record. The page has no test hooks; the recorder below is this benchmark's own, injected before
+the page's scripts run.
+
+    python bench/ui_frames.py                       # the page in the working tree
+    python bench/ui_frames.py --page-rev HEAD       # the page as committed (served via page.route)
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
+import signal
+import statistics
+import subprocess
 import sys
+import tempfile
+import threading
 import time
+from pathlib import Path
 
 sys.path.insert(0, os.path.dirname(__file__))
-from common import percentile, save, server_with_model  # noqa: E402
+from common import ROOT, percentile, save, server_with_model  # noqa: E402
 
-SECONDS = 12
+SECONDS = 10
+REPLAY_WINDOW_MS = 3000  # after the reloaded page's first run event: the replay and the first live events
+EPOCHS = 200
+BATCH = 64
+WEB = "src/digitlab/web"
 READY = "document.body.dataset.ready === 'true' && document.querySelector('#recognizer').dataset.mode === 'worker'"
 CHART_POINTS = "[...document.querySelectorAll('.chart')].reduce((n, c) => n + Number(c.dataset.points || 0), 0)"
-RECORDER = """() => {
-  window.__frames = []; window.__longtasks = [];
-  let last = performance.now();
-  const tick = (t) => { window.__frames.push(t - last); last = t; if (!window.__stopFrames) requestAnimationFrame(tick); };
-  requestAnimationFrame(tick);
-  new PerformanceObserver((list) => { for (const e of list.getEntries()) window.__longtasks.push(e.duration); })
-    .observe({ type: 'longtask' });
-}"""
+
+# The benchmark's recorder, installed before any page script (add_init_script): long tasks, long
+# animation frames with their scripts, rAF intervals between start() and stop(), and the time of
+# each message on a run's WebSocket (to find the replay after a reload).
+RECORDER = """(() => {
+  const rec = { frames: [], longtasks: [], loafs: [], ws: [], recording: false, t0: 0 };
+  Object.defineProperty(window, '__bench', { value: rec });
+  new PerformanceObserver((list) => {
+    for (const e of list.getEntries()) rec.longtasks.push({ start: e.startTime, duration: e.duration });
+  }).observe({ type: 'longtask', buffered: true });
+  try {
+    new PerformanceObserver((list) => {
+      for (const e of list.getEntries()) {
+        if (e.duration < 50) continue;
+        rec.loafs.push({
+          start: e.startTime, duration: e.duration, blocking: e.blockingDuration,
+          render: e.renderStart ? e.startTime + e.duration - e.renderStart : 0,
+          styleLayout: e.styleAndLayoutStart ? e.startTime + e.duration - e.styleAndLayoutStart : 0,
+          scripts: e.scripts.map((s) => ({
+            what: `${s.invokerType} ${s.invoker} ${(s.sourceURL || '').split('/').pop()}:${s.sourceFunctionName || ''}`,
+            duration: s.duration, layout: s.forcedStyleAndLayoutDuration })),
+        });
+      }
+    }).observe({ type: 'long-animation-frame', buffered: true });
+  } catch (err) { rec.noLoaf = String(err); }
+  const Native = window.WebSocket;
+  window.WebSocket = class extends Native {
+    constructor(...args) {
+      super(...args);
+      if (String(args[0]).includes('/api/runs/')) this.addEventListener('message', () => rec.ws.push(performance.now()));
+    }
+  };
+  rec.start = () => {
+    rec.frames = []; rec.t0 = performance.now(); rec.recording = true;
+    let last = rec.t0;
+    const tick = (t) => { if (!rec.recording) return; rec.frames.push(t - last); last = t; requestAnimationFrame(tick); };
+    requestAnimationFrame(tick);
+    return rec.t0;
+  };
+  rec.stop = () => { rec.recording = false; return performance.now(); };
+})()"""
 
 
-def main() -> dict:
-    from playwright.sync_api import sync_playwright
+def launch(p):
+    return p.chromium.launch(executable_path="/usr/bin/chromium", args=[
+        "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+        "--no-first-run", "--disable-dev-shm-usage"])
 
+
+def route_page_from(page, rev: str) -> list[str]:
+    """Serve the page's own files (not vendor/) as they were at git revision `rev`. Not index.html:
+    a document that Playwright fulfils counts as a public one, and Chromium's Local Network Access
+    checks then block its WebSocket to 127.0.0.1 (its old text must equal the current one)."""
+    names = subprocess.run(["git", "ls-tree", "--name-only", rev, f"{WEB}/"], cwd=ROOT, check=True,
+                           capture_output=True, text=True).stdout.split()
+    served = []
+    for path in names:
+        name = path.rsplit("/", 1)[1]
+        if "." not in name:
+            continue  # vendor/
+        if name == "index.html":
+            if subprocess.run(["git", "diff", "--quiet", rev, "--", path], cwd=ROOT).returncode:
+                raise RuntimeError(f"index.html differs from {rev}'s: the old page cannot be served by routing")
+            continue
+        handler = _fulfil_with(subprocess.run(["git", "show", f"{rev}:{path}"], cwd=ROOT, check=True,
+                                              capture_output=True).stdout)
+        page.route(f"**/static/{name}", handler)
+        served.append(name)
+    return served
+
+
+def _fulfil_with(body: bytes):
+    def handler(route):  # the server's own response (its headers: CSP, COEP), with the old body
+        route.fulfill(response=route.fetch(), body=body)
+    return handler
+
+
+def wait(page, expr: str, timeout: float = 30) -> None:
+    deadline = time.time() + timeout
+    while not page.evaluate(expr):
+        if time.time() > deadline:
+            raise RuntimeError(f"timed out waiting for {expr}; the page says: {page.inner_text('#status')!r}")
+        time.sleep(0.05)
+
+
+def draw_for(page, seconds: float) -> None:
+    """Draw 1, 4, 7, ... with real mouse movements, clearing in between, for `seconds`."""
     from strokes import place
+    page.locator("#pad").scroll_into_view_if_needed()
+    box = page.locator("#pad").bounding_box()
+    start, n = time.time(), 0
+    while time.time() - start < seconds:
+        for stroke in place((1, 4, 7)[n % 3], 60, 40, 200):
+            page.mouse.move(box["x"] + stroke[0][0], box["y"] + stroke[0][1])
+            page.mouse.down()
+            for x, y in stroke[1:]:
+                page.mouse.move(box["x"] + x, box["y"] + y, steps=10)
+            page.mouse.up()
+        time.sleep(0.3)
+        page.click("#clear")
+        n += 1
 
-    with server_with_model("digitlab-ui-", epochs=3) as server, sync_playwright() as p:
-        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=[
-            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-            "--no-first-run"])
-        page = browser.new_page(viewport={"width": 1280, "height": 1000})
-        received = {"events": 0}  # run events: the WebSocket frames the page receives
 
-        def count(_payload):
-            received["events"] += 1
-        page.on("websocket", lambda ws: "/api/runs/" in ws.url and ws.on("framereceived", count))
-        page.goto(server.url)
-        deadline = time.time() + 30
-        while not page.evaluate(READY):
-            if time.time() > deadline:
-                raise RuntimeError("page not ready")
-            time.sleep(0.1)
-        page.fill("#epochs", "200")
-        page.fill("#batch-size", "64")
-        page.click("#start")
-        while page.evaluate(CHART_POINTS) < 5:
-            time.sleep(0.05)
-        page.evaluate(RECORDER)
-        page.locator("#pad").scroll_into_view_if_needed()
-        box = page.locator("#pad").bounding_box()
-        start = time.time()
-        strokes = 0
-        digits = [1, 4, 7]
-        while time.time() - start < SECONDS:
-            for stroke in place(digits[strokes % 3], 60, 40, 200):
-                page.mouse.move(box["x"] + stroke[0][0], box["y"] + stroke[0][1])
-                page.mouse.down()
-                for x, y in stroke[1:]:
-                    page.mouse.move(box["x"] + x, box["y"] + y, steps=10)
-                page.mouse.up()
-            time.sleep(0.3)
-            page.click("#clear")
-            strokes += 1
-        page.evaluate("window.__stopFrames = true")
-        frames = page.evaluate("window.__frames.slice(1)")
-        longtasks = page.evaluate("window.__longtasks")
-        latencies = page.evaluate("performance.getEntriesByName('draw-to-result').map((e) => e.duration)")
-        events = received["events"]
-        page.click("#cancel")
-        browser.close()
-    result = {
-        "seconds": SECONDS, "training_events_applied": events, "frames": len(frames),
+def long_frames(loafs: list[dict]) -> dict:
+    """What the long animation frames (>= 50 ms) were spent on: scripts by name, and rendering."""
+    scripts: dict[str, float] = {}
+    for f in loafs:
+        for s in f["scripts"]:
+            scripts[s["what"]] = scripts.get(s["what"], 0) + s["duration"]
+    top = sorted(scripts.items(), key=lambda kv: -kv[1])[:5]
+    return {"count": len(loafs), "max_ms": round(max((f["duration"] for f in loafs), default=0), 1),
+            "script_ms": round(sum(scripts.values()), 1),
+            "render_ms": round(sum(f["render"] for f in loafs), 1),
+            "style_layout_ms": round(sum(f["styleLayout"] for f in loafs), 1),
+            "top_scripts": [{"what": k, "ms": round(v, 1)} for k, v in top]}
+
+
+def measure(page, seconds: float) -> dict:
+    """Draw for `seconds` while the recorder runs; the frame, long-task and latency numbers."""
+    t0 = page.evaluate("window.__bench.start()")
+    draw_for(page, seconds)
+    t1 = page.evaluate("window.__bench.stop()")
+    frames = page.evaluate("window.__bench.frames.slice(1)")
+    rec = page.evaluate(f"({{ lt: window.__bench.longtasks.filter((e) => e.start >= {t0} && e.start < {t1}),"
+                        f" loaf: window.__bench.loafs.filter((e) => e.start >= {t0} && e.start < {t1}) }})")
+    latencies = page.evaluate(f"performance.getEntriesByName('draw-to-result').filter((e) => e.startTime >= {t0})"
+                              ".map((e) => e.duration)")
+    lt = [e["duration"] for e in rec["lt"]]
+    return {
+        "frames": len(frames),
         "frame_interval_ms": {"p50": round(percentile(frames, 0.5), 2), "p99": round(percentile(frames, 0.99), 2),
                               "max": round(max(frames), 2)},
-        "long_tasks": {"count": len(longtasks), "max_ms": round(max(longtasks), 1) if longtasks else 0},
+        "long_tasks": {"count": len(lt), "max_ms": round(max(lt), 1) if lt else 0},
+        "long_animation_frames": long_frames(rec["loaf"]),
         "draw_to_prediction_ms": {"strokes": len(latencies), "p50": round(percentile(latencies, 0.5), 2),
                                   "p95": round(percentile(latencies, 0.95), 2)},
     }
-    save("ui_frames", result)
+
+
+def speed(record: dict, since: float = 0.0) -> dict:
+    """Median epoch time and images/s of the run's epochs that ended after `since` s, the first skipped."""
+    epochs = [e for e in record["epochs"] if e["epoch"] > 1 and e["elapsed"] >= since]
+    if not epochs:
+        return {"epochs": 0}
+    return {"epochs": len(epochs), "epoch_s": round(statistics.median(e["epoch_seconds"] for e in epochs), 3),
+            "images_per_s": round(statistics.median(e["images_per_s"] for e in epochs))}
+
+
+def cancel(server, run: str) -> None:
+    server.client.post(f"/api/runs/{run}/cancel")
+    server.wait_run(run)
+
+
+def busy_cli(home: Path):
+    """A `digitlab train` process of its own (no server, no page), once its first epoch is done."""
+    proc = subprocess.Popen([sys.executable, "-m", "digitlab.cli", "train", "--home", str(home), "--dataset", "sample",
+                             "--epochs", str(EPOCHS), "--batch-size", str(BATCH), "--name", "busy"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    started = threading.Event()
+
+    def read():
+        for line in proc.stderr:
+            if line.startswith("epoch"):
+                started.set()
+    threading.Thread(target=read, daemon=True).start()
+    if not started.wait(60):
+        proc.kill()
+        raise RuntimeError("digitlab train did not start")
+    return proc
+
+
+def main(page_rev: str | None = None, seconds: float = SECONDS, out: str | None = None) -> dict:
+    from playwright.sync_api import sync_playwright
+
+    result: dict = {"seconds": seconds, "page": f"git {page_rev}" if page_rev else "working tree",
+                    "epochs": EPOCHS, "batch_size": BATCH}
+    with server_with_model("digitlab-ui-", epochs=3) as server, sync_playwright() as p:
+        browser = launch(p)
+        page = browser.new_page(viewport={"width": 1280, "height": 1000})
+        if page_rev:
+            result["served_from_rev"] = route_page_from(page, page_rev)
+        page.add_init_script(script=RECORDER)
+        page.goto(server.url)
+        wait(page, READY)
+
+        result["idle"] = measure(page, seconds)
+
+        proc = busy_cli(Path(tempfile.mkdtemp(prefix="digitlab-ui-busy-")))
+        try:
+            result["cli_busy"] = measure(page, seconds)
+        finally:
+            proc.send_signal(signal.SIGKILL)
+            proc.wait()
+
+        run = server.client.post("/api/runs", json={"epochs": EPOCHS, "batch_size": BATCH}).json()["id"]
+        server_started = time.time()
+        time.sleep(1.0)  # past the first epoch
+        result["server_unsubscribed"] = measure(page, seconds)
+        offset = time.time() - server_started - seconds
+        cancel(server, run)
+        base = speed(server.client.get(f"/api/runs/{run}").json(), offset)
+
+        page.fill("#epochs", str(EPOCHS))
+        page.fill("#batch-size", str(BATCH))
+        page.select_option("#mode", "new")
+        page.click("#start")
+        wait(page, f"{CHART_POINTS} > 5")
+        run = server.client.get("/api/runs").json()["active"]
+        started = time.time()
+        result["streaming"] = measure(page, seconds)
+        offset = time.time() - started - seconds
+        streaming = speed(server.client.get(f"/api/runs/{run}").json(), offset)
+        result["training_speed"] = {"unsubscribed": base, "streaming": streaming,
+                                    "ratio": round(streaming["epoch_s"] / base["epoch_s"], 3)
+                                    if base.get("epoch_s") and streaming.get("epoch_s") else None}
+
+        # reloaded mid-run: the history replays, then live events; no long task may exceed 50 ms
+        page.reload()
+        wait(page, READY)
+        wait(page, "window.__bench.ws.length > 0")
+        time.sleep(REPLAY_WINDOW_MS / 1000 + 0.5)
+        rec = page.evaluate(f"""(() => {{ const b = window.__bench, t = b.ws[0];
+            const inside = (e) => e.start >= t && e.start < t + {REPLAY_WINDOW_MS};
+            return {{ events: b.ws.filter((w) => w < t + {REPLAY_WINDOW_MS}).length, burst: b.ws.filter((w) => w < t + 500).length,
+                      lt: b.longtasks.filter(inside).map((e) => e.duration), all: b.longtasks.map((e) => e.duration),
+                      loaf: b.loafs.filter(inside) }}; }})()""")
+        result["reload"] = {
+            "events_in_window": rec["events"], "events_first_500ms": rec["burst"],
+            "long_tasks": {"count": len(rec["lt"]), "max_ms": round(max(rec["lt"]), 1) if rec["lt"] else 0},
+            "long_tasks_whole_load": {"count": len(rec["all"]), "max_ms": round(max(rec["all"]), 1) if rec["all"] else 0},
+            "long_animation_frames": long_frames(rec["loaf"]),
+            "chart_points": page.evaluate(CHART_POINTS),
+        }
+        cancel(server, run)
+        browser.close()
+    if out:
+        Path(out).write_text(json.dumps(result, indent=1))
+    else:
+        save("ui_frames", result)
     return result
 
 
 if __name__ == "__main__":
-    print(json.dumps(main(), indent=1))
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--page-rev", help="serve the page's files from this git revision (e.g. HEAD: 'before')")
+    parser.add_argument("--seconds", type=float, default=SECONDS)
+    parser.add_argument("--out", help="write the JSON here instead of bench/results/ui_frames.json")
+    args = parser.parse_args()
+    print(json.dumps(main(args.page_rev, args.seconds, args.out), indent=1))

@@ -212,3 +212,47 @@ def test_run_start_says_how_it_trains(page):
     page.wait("document.querySelector('#status').textContent.startsWith('Training mock-model')", 10)
     assert page.text("#status") == "Training mock-model on cpu (fused kernels, 2 threads), seed 12345: 8,000 images…"
     assert page.js("document.querySelector('#start').disabled")
+
+
+def test_live_charts_redraw_at_most_ten_times_a_second_and_decimate_long_series(page):
+    """A long run streaming fast: each chart holds every point, but redraws at most ~10 times a
+    second and draws at most two points (min and max) per pixel column of its plot."""
+    import json
+    import time
+    batches, epochs = 125, 40
+    started = {"type": "run.started", "run": "r-long", "model": "long", "epochs": 200, "batches": batches,
+               "train_size": 8000, "test_size": 2000, "device": "cpu", "path": "fused-kernels", "threads": 2}
+    sockets = []
+
+    def accept(ws):
+        sockets.append(ws)
+        ws.send(json.dumps(started))
+    page.page.route("**/api/runs", lambda route: route.fulfill(json={"runs": [], "active": "r-long"}))
+    page.page.route_web_socket("**/api/runs/r-long/events", accept)
+    t0 = time.time()
+    page.open()
+    page.wait_until(lambda: sockets, 10, "the run's WebSocket")
+    n = 0
+    for epoch in range(1, epochs + 1):  # 5,000 batch points per chart, sent in 40 bursts
+        for batch in range(1, batches + 1):
+            n += 1
+            ws_event = {"type": "batch.end", "epoch": epoch, "batch": batch, "batches": batches, "loss": 2 / n ** 0.5,
+                        "accuracy": 1 - 1 / n ** 0.5, "images_per_s": 10000.0, "elapsed": n / 100}
+            sockets[0].send(json.dumps(ws_event))
+        sockets[0].send(json.dumps({"type": "epoch.end", "epoch": epoch, "epochs": 200, "loss": 0.5, "accuracy": 0.9,
+                                    "val_loss": 0.4, "val_accuracy": 0.9, "images_per_s": 10000.0,
+                                    "elapsed": n / 100, "epoch_seconds": 1.25}))
+        page.page.wait_for_timeout(20)
+    held = epochs * batches + epochs
+    page.wait(f"document.querySelector('#loss-chart').dataset.length === '{held}'"
+              f" && document.querySelector('#acc-chart').dataset.length === '{held}'", 20)
+    page.page.wait_for_timeout(300)  # the last throttled redraw
+    elapsed = time.time() - t0
+    for chart in ("#loss-chart", "#acc-chart"):
+        info = page.js(f"""(() => {{ const c = document.querySelector('{chart}');
+            return {{ points: Number(c.dataset.points), redraws: Number(c.dataset.redraws),
+                      width: c.querySelector('canvas').clientWidth }}; }})()""")
+        assert 0 < info["points"] <= 2 * info["width"] + epochs < held, info
+        assert info["redraws"] <= 10 * elapsed + 3, (info, elapsed)
+    assert page.text("#progress-text").startswith(f"epoch {epochs}/200")
+    assert page.errors == []

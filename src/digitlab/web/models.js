@@ -32,8 +32,7 @@ export function createModelsCard() {
   function use(name, version, evaluate = false) {
     const changed = state.active !== name;
     state.active = name;
-    render();
-    renderProvenance();
+    if (changed) { render(); renderProvenance(); } // a new version of the same model (each epoch) changes no row
     notify('active', { name, version: String(version), changed, evaluate });
   }
 

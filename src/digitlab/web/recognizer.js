@@ -5,6 +5,10 @@ import * as Comlink from './vendor/comlink.min.mjs';
 import { api, decodePixels } from './api.js';
 
 const WORKER_TIMEOUT_MS = 15000;
+// A run saves a new version after every epoch (several a second on the sample); reloading each
+// one costs the worker (and the 2 cores it shares) more than a fresher model is worth.
+const MIN_RELOAD_INTERVAL_MS = 1000;
+const sleep = (ms) => new Promise((resolve) => { setTimeout(resolve, ms); });
 
 function withTimeout(promise, ms, what) {
   let timer;
@@ -22,6 +26,9 @@ export class Recognizer {
     this.onModeChange = onModeChange || (() => {});
     this.busy = false;
     this.pending = null;
+    this.idle = Promise.resolve(); // resolves when no recognition is running or waiting
+    this.loading = null; // the model load in progress, if any
+    this.lastLoadAt = -Infinity;
     /** Resolves once the mode is known: the worker answered, or recognition fell back to the server. */
     this.ready = new Promise((resolve) => { this.settle = resolve; });
     try {
@@ -54,21 +61,41 @@ export class Recognizer {
   clearModel() {
     this.model = null;
     this.loadedKey = null;
+    this.wantedKey = null;
   }
 
-  /** Use model `name` (reloaded when `version` changes, e.g. after each epoch). */
-  async setModel(name, version = '') {
+  /**
+   * Use model `name` (reloaded when `version` changes, e.g. after each epoch). Loads run one at a
+   * time and the newest wins: versions that arrive while one loads (a fast run saves several a
+   * second) are skipped, and a drawing waiting to be recognised goes first.
+   */
+  setModel(name, version = '') {
     const key = `${name}@${version}`;
-    if (this.loadedKey === key) return;
+    if (this.model !== name) this.lastLoadAt = -Infinity; // another model: load it at once
+    if (this.loadedKey === key || this.wantedKey === key) return this.loading || Promise.resolve();
     this.model = name;
-    this.loadedKey = key;
-    if (this.mode !== 'worker') return;
-    try {
-      const url = `/api/models/${encodeURIComponent(name)}/model.onnx?v=${encodeURIComponent(version)}`;
-      await withTimeout(this.remote.load(url), WORKER_TIMEOUT_MS, 'loading the model in the worker');
-      this.onModeChange(this.mode, '');
-    } catch (err) {
-      this.fallback(err.message);
+    this.wantedKey = key;
+    if (this.mode !== 'worker') { this.loadedKey = key; return Promise.resolve(); }
+    if (!this.loading) this.loading = this.loadNewest().finally(() => { this.loading = null; });
+    return this.loading;
+  }
+
+  async loadNewest() {
+    while (this.mode === 'worker' && this.wantedKey && this.loadedKey !== this.wantedKey) {
+      const wait = this.lastLoadAt + MIN_RELOAD_INTERVAL_MS - performance.now();
+      if (wait > 0) await sleep(wait); // newer versions arriving meanwhile replace the wanted one
+      await this.idle; // recognition first: a stroke's result should not wait for a model reload
+      const key = this.wantedKey;
+      const [name, version] = [key.slice(0, key.lastIndexOf('@')), key.slice(key.lastIndexOf('@') + 1)];
+      try {
+        const url = `/api/models/${encodeURIComponent(name)}/model.onnx?v=${encodeURIComponent(version)}`;
+        await withTimeout(this.remote.load(url), WORKER_TIMEOUT_MS, 'loading the model in the worker');
+        this.loadedKey = key;
+        this.lastLoadAt = performance.now();
+        this.onModeChange(this.mode, '');
+      } catch (err) {
+        this.fallback(err.message);
+      }
     }
   }
 
@@ -86,13 +113,15 @@ export class Recognizer {
     const job = this.pending;
     this.pending = null;
     this.busy = true;
+    let done;
+    this.idle = new Promise((resolve) => { done = resolve; });
     try {
       job.resolve(await this.run(job.imageData, job.canvas));
     } catch (err) {
       job.reject(err);
     } finally {
       this.busy = false;
-      this.pump();
+      if (this.pending) this.pump().then(done); else done();
     }
   }
 

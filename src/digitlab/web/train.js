@@ -1,6 +1,9 @@
 // The Train card: the form (its limits from the server's TrainConfig), start and cancel, the
 // run's WebSocket, the progress bar, the live charts and the model summary. Run events are
-// queued as they arrive and applied in the page's animation frame, however fast they come.
+// queued as they arrive and applied together in the page's animation frame, however fast they
+// come (a reloaded page's whole history in one go); what they change is shown at most ten times
+// a second (RENDER_MS: reads as live, and a frame's cost stays small and constant), at once when
+// a run starts or ends. Only text that changed is written to the DOM.
 import { api, el, pct } from './api.js';
 import { LiveChart } from './charts.js';
 import { notify, state, subscribe } from './store.js';
@@ -10,6 +13,7 @@ const END = new Set(['run.finished', 'run.failed', 'run.cancelled']);
 // the server's TrainConfig field -> this form's input
 const INPUTS = { epochs: 'epochs', batch_size: 'batch-size', learning_rate: 'lr', seed: 'seed' };
 const PATHS = { 'fused-kernels': 'fused kernels', 'pytorch-ops': 'PyTorch ops' };
+const RENDER_MS = 100;
 
 export function createTrainCard({ requestFrame }) {
   const inbox = [];
@@ -24,8 +28,8 @@ export function createTrainCard({ requestFrame }) {
 
   function setStatus(text, kind = '') {
     const node = $('status');
-    node.textContent = text;
-    node.className = `status ${kind}`;
+    if (node.textContent !== text) node.textContent = text;
+    if (node.className !== `status ${kind}`) node.className = `status ${kind}`;
   }
 
   function setRunning(running) {
@@ -36,13 +40,29 @@ export function createTrainCard({ requestFrame }) {
     if (!running) $('seed').disabled = $('seed-random').checked;
   }
 
-  // ---- events, applied once per frame -------------------------------------------------------
+  // ---- events, applied once per frame, shown at most every RENDER_MS ---------------------------
+  let changed = false; // applied events not shown yet
+  let urgent = false; // a run started or ended: show it at this frame
+  let saved = null; // the newest epoch's model-saved news, told once per frame
+  let lastRender = -Infinity;
+  let renderTimer = null;
+
   function frame() {
-    const events = inbox.splice(0);
-    for (const event of events) applyEvent(event);
-    if (events.length) renderProgress();
-    lossChart.flush();
-    accChart.flush();
+    if (inbox.length) {
+      for (const event of inbox.splice(0)) applyEvent(event);
+      changed = true;
+      if (saved) { notify('model-saved', saved); saved = null; }
+    }
+    if (!changed) return;
+    const now = performance.now();
+    if (urgent || now - lastRender >= RENDER_MS) {
+      changed = false; urgent = false; lastRender = now;
+      renderProgress();
+      lossChart.flush();
+      accChart.flush();
+    } else if (renderTimer === null) {
+      renderTimer = setTimeout(() => { renderTimer = null; requestFrame(); }, RENDER_MS - (now - lastRender));
+    }
   }
 
   function applyEvent(e) {
@@ -50,6 +70,7 @@ export function createTrainCard({ requestFrame }) {
       case 'run.started':
         Object.assign(run, { epochs: e.epochs, batches: e.batches, epoch: 0, batch: 0 });
         setStatus(describeStart(e));
+        urgent = true;
         break;
       case 'batch.end': {
         const x = e.epoch - 1 + e.batch / e.batches;
@@ -63,7 +84,7 @@ export function createTrainCard({ requestFrame }) {
         accChart.push(e.epoch, [null, e.val_accuracy]);
         Object.assign(run, { epoch: e.epoch, batch: run.batches, elapsed: e.elapsed });
         setStatus(`Training… epoch ${e.epoch}/${e.epochs}: val accuracy ${pct(e.val_accuracy, 2)}, val loss ${e.val_loss.toFixed(4)}`);
-        if (e.model) notify('model-saved', { model: e.model, version: `${run.id}-${e.epoch}` });
+        if (e.model) saved = { model: e.model, version: `${run.id}-${e.epoch}` }; // the newest one, once per frame
         break;
       case 'run.finished':
         setRunning(false);
@@ -91,6 +112,8 @@ export function createTrainCard({ requestFrame }) {
 
   function endRun(model) {
     run.socket = null;
+    urgent = true;
+    if (saved) { notify('model-saved', saved); saved = null; }
     notify('run-ended', { model });
   }
 
@@ -98,12 +121,17 @@ export function createTrainCard({ requestFrame }) {
     const total = run.epochs * run.batches;
     const done = (run.epoch - 1) * run.batches + run.batch;
     const fraction = total ? Math.max(0, Math.min(1, (run.epoch === 0 ? 0 : done) / total)) : 0;
-    $('progress').value = fraction;
-    if (!state.running) { $('progress-text').textContent = fraction >= 1 ? 'done' : 'idle'; return; }
+    setProgress(Math.round(1000 * fraction) / 1000);
+    if (!state.running) { setText('progress-text', fraction >= 1 ? 'done' : 'idle'); return; }
     const eta = fraction > 0 ? run.elapsed / fraction - run.elapsed : NaN;
-    $('progress-text').textContent = `epoch ${Math.max(run.epoch, 1)}/${run.epochs} · ${Math.round(100 * fraction)}%`
+    setText('progress-text', `epoch ${Math.max(run.epoch, 1)}/${run.epochs} · ${Math.round(100 * fraction)}%`
       + (Number.isFinite(eta) ? ` · ETA ${eta < 60 ? `${eta.toFixed(0)} s` : `${(eta / 60).toFixed(1)} min`}` : '')
-      + (run.imagesPerS ? ` · ${Math.round(run.imagesPerS).toLocaleString()} img/s` : '');
+      + (run.imagesPerS ? ` · ${Math.round(run.imagesPerS).toLocaleString()} img/s` : ''));
+  }
+
+  function setProgress(value) {
+    const bar = $('progress');
+    if (bar.value !== value) bar.value = value;
   }
 
   // ---- the run's event stream: its history first, then live ---------------------------------
@@ -205,6 +233,12 @@ export function createTrainCard({ requestFrame }) {
   }
 
   return { frame, start };
+}
+
+/** Write a node's text only when it changes (a write costs a style, layout and paint). */
+function setText(id, text) {
+  const node = $(id);
+  if (node.textContent !== text) node.textContent = text;
 }
 
 /** "Training m on cpu (fused kernels, 2 threads), seed 12345: 8,000 images…" from run.started. */
