@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import subprocess
 import sys
 import threading
@@ -16,7 +15,7 @@ import websockets
 from digitlab.data import load_dataset, write_idx
 from digitlab.data.datasets import STEMS
 from digitlab.models import ModelStore
-from server_util import Server, serving
+from server_util import serving
 
 
 @pytest.fixture(scope="module")
@@ -27,8 +26,6 @@ def server(tmp_path_factory, trained_home):
 
 def test_api_never_replaces_an_existing_model(server):
     before = server.client.get("/api/models/base").json()
-    for body in ({"name": "base"}, {"resume": "base", "name": "base-copy-target"} if False else {"resume": "base", "name": "base"}):
-        pass
     r = server.client.post("/api/runs", json={"epochs": 1, "name": "base"})
     assert r.status_code == 409 and "exists" in r.json()["error"]
     # resume A under the name of another existing model B: refused too
