@@ -8,7 +8,7 @@ import platform
 
 from setuptools import Extension, setup
 
-# Portable: built for the architecture's baseline, never -march=native, so a wheel or a venv copied
+# Portable: built for the architecture's baseline, never for the build machine's own CPU, so a wheel or a venv copied
 # to another machine still runs. On x86-64 (GCC, glibc) kernels.c also compiles each kernel for
 # AVX-512 and for AVX2 + FMA, and the dynamic loader binds the best copy for the CPU (an ifunc);
 # AArch64's baseline already has the 128-bit NEON it uses.

@@ -12,13 +12,13 @@
  * version with run-time channel counts was 10x slower). CONV_POOL_RELU(CI, CO), at the end, makes
  * one shape; kernels.py's SHAPES lists the same ones.
  *
- * Portable build: compiled for the architecture's baseline (setup.py: never -march=native). On
+ * Portable build: compiled for the architecture's baseline (setup.py: never for the build CPU). On
  * x86-64 with GCC >= 12 and glibc each kernel is compiled three times, for x86-64-v4 (AVX-512),
  * x86-64-v3 (AVX2 + FMA) and the baseline, and the exported symbol is an ifunc: the dynamic loader
  * asks the CPU once, when the library loads, and binds it to the best copy. (GCC's target_clones
  * would do that in one attribute, but GCC 12 compiles the vector selects of its AVX-512 clone as
- * AVX2 byte blends instead of mask registers: the 1 -> 8 block ran 14% slower than -march=native.
- * A target() attribute per copy gives the -march=native code.)
+ * AVX2 byte blends instead of mask registers: the 1 -> 8 block ran 14% slower than a native build.
+ * A target() attribute per copy gives the same code as a native build.)
  * Elsewhere (AArch64, clang, macOS, musl) the plain C is compiled for the target's own SIMD.
  *
  * Called through ctypes, which releases the GIL: batch shards on different threads run in
