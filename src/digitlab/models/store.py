@@ -20,9 +20,7 @@ import shutil
 import time
 import uuid
 from pathlib import Path
-from typing import BinaryIO, Literal
-
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, BinaryIO, Literal
 
 if TYPE_CHECKING:  # torch is imported only by what saves or loads weights, never to list or serve
     from torch import nn
