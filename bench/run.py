@@ -1,7 +1,7 @@
 """`make bench`: run every benchmark, write bench/results/*.json, print a table.
 
     make bench                 # all
-    make bench ARGS="load"     # some: train_speed, inference, load, ui_frames
+    make bench ARGS="load"     # some: train_speed, handwriting, inference, load, ui_frames
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ sys.path.insert(0, os.path.dirname(__file__))
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 from common import machine  # noqa: E402
 
-ALL = ["train_speed", "inference", "load", "ui_frames"]
+ALL = ["train_speed", "handwriting", "inference", "load", "ui_frames"]
 
 
 def table(results: dict) -> str:
@@ -43,6 +43,30 @@ def table(results: dict) -> str:
             add(f"time to 98% on the MNIST sample: {t['sample_98pct_s']:.1f} s "
                 f"(default 20 epochs: {t['sample_final_accuracy']:.2%} in {t['sample_total_s']:.1f} s)")
         add(f"trainer peak RSS: {row0['digitlab_peak_rss_mb']} MB")
+        pr = r.get("processes")
+        if pr:  # digitlab train --nproc 1 vs 2 (torchrun), batch 128
+            one, two, proj = pr["one_process"], pr["two_processes"], pr["projection_two_machines"]
+            add(f"--nproc 1 ({one['threads_per_process']} threads): {one['epoch_s']:.2f} s/epoch, run {one['wall_s']:.0f} s; "
+                f"--nproc 2 ({two['threads_per_process']} thread{'s' * (two['threads_per_process'] > 1)} each): "
+                f"{two['epoch_s']:.2f} s/epoch (x{pr['epoch_ratio_two_over_one']:.2f}, "
+                f"{pr['overhead_per_step_ms']:+.2f} ms/step), run {two['wall_s']:.0f} s; "
+                f"two machines, projected: {proj['epoch_s']:.2f} s/epoch (x{proj['speedup']:.2f})")
+        for c in r.get("cuda") or []:
+            add(f"CUDA ({c['gpu']}), batch {c['batch_size']}: {c['epoch_s']:.3f} s/epoch "
+                f"({c['epoch_with_validation_s']:.3f} s with validation), {c['images_per_s']:,} img/s")
+        add("")
+    if "handwriting" in results:
+        r = results["handwriting"]
+        add(f"drawn-digit benchmark ({r['benchmark_size']['held-out']:,} held-out digits, PNGs through the app's "
+            "preprocessing); recipes trained on the sample, side by side")
+        add(f"{'recipe':>16} {'held-out':>9} {'tune':>6} {'worst digit':>12} {'sample test':>12} {'train s':>8} "
+            f"{'ECE before/after':>17} {'wrong unsure':>13} {'right unsure':>13}")
+        for name, v in r["recipes"].items():
+            h, t = v["halves"]["held-out"], v["halves"]["tune"]
+            worst = min(h["digit"].items(), key=lambda kv: kv[1])
+            add(f"{name:>16} {h['accuracy']:>9.1%} {t['accuracy']:>6.1%} {worst[0] + ': ' + format(worst[1], '.0%'):>12} "
+                f"{v['sample_test_accuracy']:>12.2%} {v['train_s']:>8.1f} {h['ece_before']:>8.3f}/{h['ece_after']:<8.3f} "
+                f"{h['wrong_flagged_unsure']:>13.0%} {h['right_flagged_unsure']:>13.1%}")
         add("")
     if "inference" in results:
         r = results["inference"]
@@ -62,7 +86,10 @@ def table(results: dict) -> str:
         add(f"the page ({r['page']}), drawing on the pad, {r['seconds']:g} s each; run: sample, batch {r['batch_size']}")
         add(f"{'':22}{'frame p50':>10}{'p99':>7}{'max':>7}{'long tasks':>11}{'max ms':>7}{'draw p50':>9}{'p95':>7}")
         for key, label in (("idle", "idle"), ("cli_busy", "digitlab train (CLI)"),
-                           ("server_unsubscribed", "run, not subscribed"), ("streaming", "run, streaming")):
+                           ("server_unsubscribed", "run, not subscribed"), ("streaming", "run, streaming"),
+                           ("history_streaming", "streaming, Runs open")):
+            if key not in r:
+                continue
             v = r[key]
             f, lt, d = v["frame_interval_ms"], v["long_tasks"], v["draw_to_prediction_ms"]
             add(f"{label:22}{f['p50']:>10}{f['p99']:>7}{f['max']:>7}{lt['count']:>11}{lt['max_ms']:>7}"

@@ -8,6 +8,13 @@ of the second epoch (the first includes warm-up) *including* its validation pass
 `elapsed` values); the training part alone is reported too. Also: time to accuracy with the
 default recipe, peak RSS.
 
+Processes (`processes`): one epoch of `digitlab train --nproc 1` (one process, one batch shard per
+core) against `--nproc 2` (torchrun, two processes of half the cores each, every step all-reduced
+over gloo), the CLI as users run it, interleaved rounds; the difference per step is what the
+processes and the all-reduce cost, and the projection to two machines adds the network's
+all-reduce time under stated assumptions. CUDA (`cuda`, only where torch sees a GPU): digitlab's
+epoch with the whole dataset on the device.
+
 The bound: each digitlab child measures the machine's fp32 matmul rate in the same process
 (torch.mm of square n x n matrices, n in MATMUL_SIZES, best of several tries, before and after
 the epochs; single-threaded and with all cores). The bound of an epoch is its FLOP count over
@@ -108,7 +115,8 @@ def machine_rate() -> dict:
 
 
 def child(mode: str, dataset: str, batch: int, epochs: int, target: float | None) -> None:
-    """Runs in a subprocess; prints one JSON line."""
+    """Runs in a subprocess; prints one JSON line. `mode`: plain (the PyTorch loop), digitlab (fit() on
+    the CPU, even where there is a GPU) or cuda (fit() on the GPU)."""
     import torch
 
     from digitlab.data import load_dataset
@@ -117,11 +125,11 @@ def child(mode: str, dataset: str, batch: int, epochs: int, target: float | None
     from digitlab.training.reference import plain_fit
 
     ds = load_dataset(dataset)
-    config = TrainConfig(epochs=epochs, batch_size=batch, seed=0)
+    config = TrainConfig(epochs=epochs, batch_size=batch, seed=0, device="cuda" if mode == "cuda" else "cpu")
     torch.manual_seed(0)
     model = build("blog-cnn")
     macs = forward_macs(model)
-    rates = [machine_rate()] if mode != "plain" else []
+    rates = [machine_rate()] if mode == "digitlab" else []
     epochs_out = []
     t0 = time.perf_counter()
     if mode == "plain":
@@ -133,7 +141,8 @@ def child(mode: str, dataset: str, batch: int, epochs: int, target: float | None
             if isinstance(e, EpochEnd):
                 epochs_out.append({"seconds": e.epoch_seconds, "val_accuracy": e.val_accuracy, "elapsed": e.elapsed})
         fit(model, ds, config, callbacks=[on])
-        rates.append(machine_rate())  # the machine's speed drifts: the best of before and after
+        if mode == "digitlab":
+            rates.append(machine_rate())  # the machine's speed drifts: the best of before and after
     for i, e in enumerate(epochs_out):  # wall time of the epoch including its validation pass
         e["seconds_with_validation"] = e["elapsed"] - (epochs_out[i - 1]["elapsed"] if i else 0.0)
     to_target = next((e["elapsed"] for e in epochs_out if target and e["val_accuracy"] >= target), None)
@@ -169,6 +178,95 @@ def bound_row(ours: dict) -> dict:
             "ratio_to_bound": round(epoch / bound, 2)}
 
 
+#: assumptions of the two-machine projection: a 10 Gbit/s link with 0.1 ms between the machines
+NETWORK_BYTES_PER_S, NETWORK_LATENCY_S = 10e9 / 8, 1e-4
+
+
+def nproc_run(nproc: int, dataset: str, batch: int, epochs: int = 2) -> dict:
+    """`digitlab train --nproc N --device cpu` in a fresh home; the record's second epoch, and the whole wall time."""
+    import shutil
+    import tempfile
+    from pathlib import Path
+
+    home = tempfile.mkdtemp(prefix="bench-nproc-")
+    try:
+        t = time.perf_counter()
+        out = subprocess.run([sys.executable, "-m", "digitlab.cli", "train", "--dataset", dataset, "--epochs", str(epochs),
+                              "--batch-size", str(batch), "--seed", "0", "--device", "cpu", "--nproc", str(nproc),
+                              "--name", "bench", "--json", "--home", home],
+                             capture_output=True, text=True, timeout=1800,
+                             env={**os.environ, "OMP_WAIT_POLICY": "PASSIVE"})
+        wall = time.perf_counter() - t
+        if out.returncode:
+            raise RuntimeError(out.stderr[-3000:])
+        record = json.loads((Path(home) / "models" / "bench" / "model.json").read_text())
+    finally:
+        shutil.rmtree(home, ignore_errors=True)
+    h = record["history"]
+    return {"nproc": nproc, "threads_per_process": record["provenance"]["config"]["threads"],
+            "epoch_s": h[-1]["epoch_seconds"], "epoch_with_validation_s": h[-1]["elapsed"] - h[-2]["elapsed"],
+            "wall_s": wall, "val_accuracy": h[-1]["val_accuracy"], "losses": [e["loss"] for e in h],
+            "parameters": record["parameters"]}
+
+
+def processes(dataset: str, batch: int = 128) -> dict:
+    """1 process vs 2 (torchrun) on this machine, best of interleaved rounds, and the projection to two machines."""
+    runs = {1: [], 2: []}
+    for _ in range(ROUNDS):
+        for n in (1, 2):
+            runs[n].append(nproc_run(n, dataset, batch))
+    best = {n: min(r, key=lambda x: x["epoch_s"]) for n, r in runs.items()}
+    one, two = best[1], best[2]
+    train = load_size(dataset)
+    steps = -(-train // batch)
+    grad_bytes = 4 * one["parameters"]
+    # ring all-reduce of two machines: each sends and receives half the gradient twice
+    network_step = 2 * (NETWORK_LATENCY_S + grad_bytes / 2 / NETWORK_BYTES_PER_S)
+    overhead_step = (two["epoch_s"] - one["epoch_s"]) / steps
+    return {
+        "batch_size": batch, "steps_per_epoch": steps, "rounds": runs,
+        "one_process": {k: one[k] for k in ("threads_per_process", "epoch_s", "epoch_with_validation_s", "wall_s", "val_accuracy")},
+        "two_processes": {k: two[k] for k in ("threads_per_process", "epoch_s", "epoch_with_validation_s", "wall_s", "val_accuracy")},
+        # per round (the same build, the same machine state): 2 x 1 thread is 1 x 2 threads' exact math
+        "same_losses_each_round": [a["losses"] == b["losses"] for a, b in zip(runs[1], runs[2])],
+        "overhead_per_step_ms": round(1000 * overhead_step, 3),
+        "epoch_ratio_two_over_one": round(two["epoch_s"] / one["epoch_s"], 3),
+        "projection_two_machines": {
+            "assumes": f"two machines like this one, one process each; {NETWORK_BYTES_PER_S * 8 / 1e9:g} Gbit/s, "
+                       f"{NETWORK_LATENCY_S * 1e3:g} ms latency; per-step process overhead as measured here",
+            "gradient_bytes": grad_bytes, "network_all_reduce_ms_per_step": round(1000 * network_step, 3),
+            "epoch_s": round(one["epoch_s"] / 2 + steps * (network_step + max(overhead_step, 0.0)), 3),
+            "speedup": round(one["epoch_s"] / (one["epoch_s"] / 2 + steps * (network_step + max(overhead_step, 0.0))), 2),
+        },
+    }
+
+
+def load_size(dataset: str) -> int:
+    """Training images of `dataset` as fit() sees them (the printed digits join a digits dataset)."""
+    from digitlab.data import load_dataset
+    from digitlab.data.datasets import with_printed
+    from digitlab.training import TrainConfig
+
+    return len(with_printed(load_dataset(dataset), TrainConfig().printed).train_labels)
+
+
+def cuda_rows(dataset: str) -> list[dict] | None:
+    """digitlab's epoch on the GPU (the dataset on the device), where torch sees one; else None."""
+    import torch
+
+    if not torch.cuda.is_available():
+        return None
+    rows = []
+    for batch in (128, 1024):
+        r = run("cuda", dataset, batch, 2)
+        e = r["epochs"][-1]
+        rows.append({"batch_size": batch, "epoch_s": round(e["seconds"], 3),
+                     "epoch_with_validation_s": round(e["seconds_with_validation"], 3),
+                     "images_per_s": round(r["train_size"] / e["seconds"]), "val_accuracy": e["val_accuracy"],
+                     "gpu": torch.cuda.get_device_name(0)})
+    return rows
+
+
 def main(quick: bool = False) -> dict:
     """`quick`: digitlab's epochs and the bound only (no baseline, no time to accuracy)."""
     from digitlab.data.datasets import FASHION_SYSTEM_DIR, find_idx_files
@@ -201,6 +299,12 @@ def main(quick: bool = False) -> dict:
               f"x{row['ratio_to_bound']:.2f})" + (f", baseline {p:.2f} s, x{p / o:.2f}" if plains else ""),
               file=sys.stderr)
     result = {"dataset": dataset, "rows": rows, "flops_formula": "2 * forward_macs * (3 * train_images + test_images)"}
+    result["processes"] = processes(dataset)
+    p = result["processes"]
+    print(f"--nproc 1: {p['one_process']['epoch_s']:.2f} s/epoch, --nproc 2: {p['two_processes']['epoch_s']:.2f} s "
+          f"(x{p['epoch_ratio_two_over_one']:.2f}; two machines, projected: {p['projection_two_machines']['epoch_s']:.2f} s)",
+          file=sys.stderr)
+    result["cuda"] = cuda_rows(dataset)
     if not quick:
         fashion_tta = run("digitlab", dataset, 128, 20, 0.90) if dataset == "fashion-mnist" else None
         sample_tta = run("digitlab", "sample", 128, 20, 0.98)

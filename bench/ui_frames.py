@@ -2,12 +2,16 @@
 
 One run measures, on one page, drawing digits on the pad with real mouse movements the whole time:
 
-- `idle`: nothing else runs;
+- `idle`: nothing else runs (the activation view open, as by default);
+- `idle_activation_view_off`: the same with the activation view folded (nothing computed for it);
 - `cli_busy`: a separate `digitlab train` process keeps the CPU busy; no events reach the page;
 - `server_unsubscribed`: the server's worker trains the streaming case's run, the page not
   subscribed (the training-speed baseline);
 - `streaming`: the page started that same run from its form (sample, batch 64): events stream,
-  charts live;
+  charts live (the Runs card folded);
+- `history_streaming`: the same run streaming with the Runs card open, the run itself and the two
+  before it ticked (their curves overlaid, the training one refreshed every 2 s), in a viewport
+  tall enough (1280x2200) to show the Train, Draw, Data and Runs cards at once;
 - `reload`: the page reloaded mid-run, so it replays the history and continues live.
 
 For each: frame intervals from requestAnimationFrame (p50, p99, max), main-thread long tasks
@@ -45,6 +49,8 @@ BATCH = 64
 WEB = "src/digitlab/web"
 READY = "document.body.dataset.ready === 'true' && document.querySelector('#recognizer').dataset.mode === 'worker'"
 CHART_POINTS = "[...document.querySelectorAll('.chart')].reduce((n, c) => n + Number(c.dataset.points || 0), 0)"
+HISTORY_VIEWPORT = {"width": 1280, "height": 2200}
+DRAW_MS = "Object.fromEntries([...document.querySelectorAll('.chart')].map((c) => [c.id, Number(c.dataset.drawMs || 0)]))"
 
 # The benchmark's recorder, installed before any page script (add_init_script): long tasks, long
 # animation frames with their scripts, rAF intervals between start() and stop(), and the time of
@@ -134,9 +140,9 @@ def draw_for(page, seconds: float) -> None:
     """Draw 1, 4, 7, ... with real mouse movements, clearing in between, for `seconds`."""
     from strokes import place
     page.locator("#pad").scroll_into_view_if_needed()
-    box = page.locator("#pad").bounding_box()
     start, n = time.time(), 0
     while time.time() - start < seconds:
+        box = page.locator("#pad").bounding_box()  # again for each digit: a status line that wraps moves it
         for stroke in place((1, 4, 7)[n % 3], 60, 40, 200):
             page.mouse.move(box["x"] + stroke[0][0], box["y"] + stroke[0][1])
             page.mouse.down()
@@ -231,6 +237,9 @@ def main(page_rev: str | None = None, seconds: float = SECONDS, out: str | None 
         wait(page, READY)
 
         result["idle"] = measure(page, seconds)
+        page.click("#sees summary")  # the activation view (open by default) folded: nothing computed for it
+        result["idle_activation_view_off"] = measure(page, seconds)
+        page.click("#sees summary")
 
         proc = busy_cli(Path(tempfile.mkdtemp(prefix="digitlab-ui-busy-")))
         try:
@@ -251,8 +260,10 @@ def main(page_rev: str | None = None, seconds: float = SECONDS, out: str | None 
         page.fill("#batch-size", str(BATCH))
         page.select_option("#mode", "new")
         page.click("#start")
-        wait(page, f"{CHART_POINTS} > 5")
+        # the last run's curves are on the charts already: wait for this run's own
+        wait(page, f"document.querySelector('#status').textContent.startsWith('Training') && {CHART_POINTS} > 5")
         run = server.client.get("/api/runs").json()["active"]
+        page.evaluate("document.querySelector('#history').open = false")  # as before the Runs card existed
         started = time.time()
         result["streaming"] = measure(page, seconds)
         offset = time.time() - started - seconds
@@ -260,6 +271,22 @@ def main(page_rev: str | None = None, seconds: float = SECONDS, out: str | None 
         result["training_speed"] = {"unsubscribed": base, "streaming": streaming,
                                     "ratio": round(streaming["epoch_s"] / base["epoch_s"], 3)
                                     if base.get("epoch_s") and streaming.get("epoch_s") else None}
+
+        # the Runs card open, three runs overlaid (the training one among them), the run still streaming
+        page.set_viewport_size(HISTORY_VIEWPORT)
+        page.evaluate("document.querySelector('#history').open = true")
+        wait(page, "document.querySelectorAll('#runs-table tr[data-run]').length >= 3")
+        for box in page.locator("#runs-table input[type=checkbox]").all()[:3]:
+            box.check()
+        wait(page, "document.querySelectorAll('#compare-legend li').length === 3"
+                   " && Number(document.querySelector('#compare-loss').dataset.points) > 0")
+        redraws = page.evaluate("Number(document.querySelector('#compare-loss').dataset.redraws)")
+        result["history_streaming"] = measure(page, seconds)
+        result["history_streaming"].update({
+            "viewport": HISTORY_VIEWPORT, "runs_compared": 3,
+            "compare_redraws": page.evaluate("Number(document.querySelector('#compare-loss').dataset.redraws)") - redraws,
+            "last_draw_ms": page.evaluate(DRAW_MS)})
+        page.set_viewport_size({"width": 1280, "height": 1000})
 
         # reloaded mid-run: the history replays, then live events; no long task may exceed 50 ms
         page.reload()

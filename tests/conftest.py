@@ -18,3 +18,16 @@ def trained_home(tmp_path_factory):
     result = train_model(home, "sample", TrainConfig(epochs=8, seed=1), name="base")
     assert result.name == "base"
     return home
+
+
+@pytest.fixture(scope="session")
+def default_home(tmp_path_factory):
+    """A home folder with one model made exactly as a plain `digitlab train` makes it (the default
+    recipe, seed 0): what users draw with, judged on the drawn-digit benchmark."""
+    from digitlab.job import train_model
+    from digitlab.training import TrainConfig
+
+    home = tmp_path_factory.mktemp("default-home")
+    result = train_model(home, "sample", TrainConfig(), name="default")
+    assert result.name == "default"
+    return home

@@ -80,7 +80,7 @@ def test_predict_reports_bad_files_and_exits_non_zero(trained_home, tmp_path):
 
 
 def test_help_for_every_command(tmp_path):
-    for cmd in ["serve", "train", "predict", "evaluate", "summary", "models", "export", "data"]:
+    for cmd in ["serve", "train", "predict", "evaluate", "summary", "models", "export", "data", "drawings"]:
         assert "usage: digitlab " + cmd in digitlab(cmd, "--help", home=tmp_path).stdout
 
 

@@ -21,7 +21,7 @@ def test_http_schema_defaults_and_limits_equal_train_config():
         for word in ("minimum", "maximum", "exclusiveMinimum"):
             assert p.get(word) == s.get(word), (s["name"], word)
         assert p.get("enum", [p["const"]] if "const" in p else None) == s.get("enum"), s["name"]
-    assert set(props) - {"dataset", "name", "resume"} == {s["name"] for s in api_fields()}
+    assert set(props) - {"dataset", "name", "resume", "with_drawings"} == {s["name"] for s in api_fields()}
 
 
 def test_cli_defaults_and_limits_equal_train_config():

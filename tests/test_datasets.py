@@ -44,7 +44,8 @@ def test_folder_problems_are_named(tmp_path):
     with pytest.raises(DatasetError, match="missing IDX file.*t10k-labels"):
         load_folder(folder)
     folder = make_folder(tmp_path / "b", labels_max=12)
-    with pytest.raises(DatasetError, match="outside 0-9"):
+    (folder / "classes.txt").write_text("".join(f"c{k}\n" for k in range(12)))  # 12 names, labels 0..12
+    with pytest.raises(DatasetError, match="classes.txt names 12 classes .* label 12 in .* is not one of them"):
         load_folder(folder)
     folder = make_folder(tmp_path / "c")
     write_idx(folder / f"{STEMS[1]}.gz", np.zeros(29, np.uint8))

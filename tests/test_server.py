@@ -63,9 +63,11 @@ def test_train_stream_then_use_the_model(server):
     types = [e["type"] for e in events]
     assert types[0] == "run.started" and types[-1] == "run.finished"
     assert types.count("epoch.end") == 2
+    assert events[0]["train_size"] == 8000 + 4 * 1060  # the sample and, 4 times, the printed digits
+    assert events[0]["batches"] == 48
     batches = [e for e in events if e["type"] == "batch.end"]
-    assert 2 <= len(batches) <= 2 * 32  # thinned to <= 50/s, each epoch's last batch always sent
-    assert [(e["epoch"], e["batch"]) for e in batches if e["batch"] == e["batches"]] == [(1, 32), (2, 32)]
+    assert 2 <= len(batches) <= 2 * 48  # thinned to <= 50/s, each epoch's last batch always sent
+    assert [(e["epoch"], e["batch"]) for e in batches if e["batch"] == e["batches"]] == [(1, 48), (2, 48)]
     assert all(e["run"] == run for e in events)
     record = server.client.get(f"/api/runs/{run}").json()
     assert record["state"] == "finished" and len(record["epochs"]) == 2 and record["test_accuracy"] > 0.8
@@ -98,6 +100,11 @@ def test_predict_png_and_pixels(server):
     r = server.client.post("/api/models/base/predict", content=buf.getvalue(), headers={"content-type": "image/png"})
     assert r.status_code == 200, r.text
     assert r.json()["digit"] == 7 and len(r.json()["probabilities"]) == 10
+    # a clear 7: sure, with the runner-up named; the thresholds are the model's own
+    assert r.json()["sure"] is True and r.json()["runner_up"] != 7
+    cal = server.client.get("/api/models/base").json()["calibration"]
+    p = sorted(r.json()["probabilities"])
+    assert p[-1] >= cal["min_probability"] and p[-1] - p[-2] >= cal["min_margin"]
     pixels = np.asarray(render(4).convert("L")).tolist()
     r = server.client.post("/api/models/base/predict", json={"pixels": pixels})
     assert r.status_code == 200 and r.json()["digit"] == 4

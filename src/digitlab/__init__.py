@@ -1,3 +1,3 @@
 """digitlab: train and use a handwritten-digit recognizer, interactively and locally."""
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"

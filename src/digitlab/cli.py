@@ -33,16 +33,6 @@ def _store(args):
     return ModelStore(_home(args))
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
-
-
 def _float(text: str) -> float:
     try:
         return float(text)
@@ -88,29 +78,44 @@ def cmd_train(args) -> int:
 
     from .job import train_model
     from .training import BatchEnd, EpochEnd, RunStarted, TrainConfig
+    from .training.distributed import under_torchrun
 
-    if args.nproc != 1:
-        raise CliError("--nproc above 1 (distributed training with torchrun) is not available yet")
+    distributed = args.nproc != 1 or args.nnodes != 1
+    if distributed and under_torchrun():
+        raise CliError("--nproc/--nnodes start torchrun; a process that torchrun started is one rank: leave them out")
     config = TrainConfig(**{name: getattr(args, name) for name in CONFIG_FIELDS}).validate()
     from .training.loop import cpu_cores
+    if distributed:
+        from .launch import LaunchError, check_options
+        try:
+            check_options(args.nproc, args.nnodes, args.node_rank, args.rdzv_endpoint, cpu_cores())
+        except LaunchError as exc:
+            raise CliError(str(exc)) from None
     if config.threads > cpu_cores():
         print(f"digitlab: warning: --threads {config.threads} is more than the {cpu_cores()} usable cores; "
               f"using {cpu_cores()}", file=sys.stderr)
         config.threads = cpu_cores()
+    if distributed and config.threads * args.nproc > cpu_cores():
+        print(f"digitlab: warning: --nproc {args.nproc} x --threads {config.threads} is more than the "
+              f"{cpu_cores()} usable cores: the processes will slow each other down", file=sys.stderr)
+    if under_torchrun():
+        return _train_rank(args, config)
     bar = None
     quiet = args.json or args.quiet
 
     def show(event) -> None:
         nonlocal bar
         if isinstance(event, RunStarted) and not quiet:
-            print(f"training on {event.device} ({event.path}, {event.threads} thread{'s' * (event.threads > 1)}), "
+            workers = (f"{event.processes} processes x {event.threads} thread{'s' * (event.threads > 1)}"
+                       if event.processes > 1 else f"{event.threads} thread{'s' * (event.threads > 1)}")
+            print(f"training on {event.device} ({event.path}, {workers}), "
                   f"seed {config.seed}: {event.train_size:,} images, {event.batches} batches per epoch",
                   file=sys.stderr)
         elif isinstance(event, BatchEnd):
             if bar is None:
                 bar = tqdm(total=event.batches, desc=f"epoch {event.epoch}/{config.epochs}", unit="batch",
                            leave=False, disable=quiet, file=sys.stderr)
-            bar.update(1)
+            bar.update(event.batch - bar.n)  # a distributed run's rank 0 sends at most 20 a second
             bar.set_postfix(loss=f"{event.loss:.3f}", acc=f"{event.accuracy:.3f}", refresh=False)
         elif isinstance(event, EpochEnd):
             if bar is not None:
@@ -120,6 +125,14 @@ def cmd_train(args) -> int:
                 print(f"epoch {event.epoch}/{event.epochs}  loss {event.loss:.4f}  acc {event.accuracy:.4f}  "
                       f"val_loss {event.val_loss:.4f}  val_acc {event.val_accuracy:.4f}  "
                       f"{event.epoch_seconds:.2f}s  {event.images_per_s:,.0f} img/s", file=sys.stderr)
+
+    if distributed:
+        try:
+            summary = _train_distributed(args, config, show)
+        finally:
+            if bar is not None:
+                bar.close()  # an error line never lands after half a progress bar
+        return _print_result(args, summary)
 
     # First Ctrl-C: stop at the next batch and save the last finished epoch. Second: abort.
     cancel = threading.Event()
@@ -133,20 +146,101 @@ def cmd_train(args) -> int:
     previous = signal.signal(signal.SIGINT, on_sigint)
     try:
         result = train_model(_home(args), args.dataset, config, name=args.name, resume=args.resume,
-                             callbacks=[show], cancel=cancel, progress=not args.json, force=args.force)
+                             callbacks=[show], cancel=cancel, progress=not args.json, force=args.force,
+                             with_drawings=args.with_drawings)
     finally:
         signal.signal(signal.SIGINT, previous)
     if result.name is None:
         raise CliError("cancelled before the first epoch finished; nothing saved")
+    return _print_result(args, _summary(result))
+
+
+def _summary(result) -> dict:
+    """What `train --json` prints of a finished job."""
     last = result.fit.history[-1]
-    summary = {"model": result.name, "epochs": result.record["epochs"], "test_accuracy": last.val_accuracy,
-               "test_loss": last.val_loss, "seconds": round(result.fit.seconds, 3)}
+    return {"model": result.name, "epochs": result.record["epochs"], "test_accuracy": last.val_accuracy,
+            "test_loss": last.val_loss, "seconds": round(result.fit.seconds, 3)}
+
+
+def _print_result(args, summary: dict) -> int:
+    if summary.get("model") is None:  # a machine of a multi-machine run whose ranks do not save
+        if args.json:
+            print(json.dumps(summary))
+        else:
+            print(f"this machine's {args.nproc} training process{'es' * (args.nproc > 1)} finished; rank 0 "
+                  "(on the machine of --node-rank 0) saved the model")
+        return 0
     if args.json:
         print(json.dumps(summary))
     else:
-        print(f"saved model {result.name}: test accuracy {last.val_accuracy:.2%} "
-              f"(loss {last.val_loss:.4f}) after {summary['epochs']} epochs in {result.fit.seconds:.1f}s")
+        print(f"saved model {summary['model']}: test accuracy {summary['test_accuracy']:.2%} "
+              f"(loss {summary['test_loss']:.4f}) after {summary['epochs']} epochs in {summary['seconds']:.1f}s")
     return 0
+
+
+def _rank_args(args, config) -> list[str]:
+    """The `digitlab train` options of every rank: the launcher's, with the seed drawn and without
+    the launcher's own options (torchrun runs exactly one rank per process)."""
+    out = ["--dataset", args.dataset, "--home", str(_home(args).resolve()), "--quiet"]
+    for name, f in CONFIG_FIELDS.items():
+        out += [f.metadata["flag"] or "--" + name.replace("_", "-"), str(getattr(config, name))]
+    for option in ("name", "resume"):
+        if getattr(args, option):
+            out += [f"--{option}", getattr(args, option)]
+    out += [flag for flag, on in (("--force", args.force), ("--with-drawings", args.with_drawings),
+                                  ("--debug", args.debug)) if on]
+    return out
+
+
+def _train_distributed(args, config, show) -> dict:
+    """The launcher: check, fetch the dataset once, run torchrun, show rank 0's events (digitlab.launch)."""
+    from .data import load_dataset
+    from .launch import LaunchError, launch, torchrun_command
+    from .models import ModelStore, check_name
+    from .training.loop import pick_device
+
+    home = _home(args)
+    pick_device(config.device)  # a missing GPU is said now, not by every rank
+    if args.node_rank == 0:  # the machine whose rank 0 saves
+        store = ModelStore(home)
+        store.ensure_writable()
+        resume = store.resolve(args.resume) if args.resume else None
+        if args.name or resume:
+            store.check_free(check_name(args.name or resume), resume, args.force)
+    load_dataset(args.dataset, home=home, progress=not (args.json or args.quiet))  # downloaded once, here
+    cmd = torchrun_command(_rank_args(args, config), args.nproc, args.nnodes, args.node_rank, args.rdzv_endpoint,
+                           args.rdzv_id, args.rdzv_backend)
+    if args.debug:
+        print("digitlab: " + " ".join(cmd), file=sys.stderr)
+    if args.nnodes > 1 and not (args.json or args.quiet):
+        print(f"digitlab: machine {args.node_rank} of {args.nnodes} ({args.nproc} process{'es' * (args.nproc > 1)}) "
+              f"waiting for the others at {args.rdzv_endpoint}", file=sys.stderr)
+    try:
+        result = launch(cmd, show, debug=args.debug)
+    except LaunchError as exc:
+        raise CliError(str(exc)) from None
+    if result is None:
+        return {"model": None, "node_rank": args.node_rank}
+    if result.get("cancelled"):
+        raise CliError("cancelled before the first epoch finished; nothing saved")
+    return result
+
+
+def _train_rank(args, config) -> int:
+    """One torchrun rank: the same job as a one-process run, in its process group; rank 0 saves."""
+    from .job import train_model
+    from .launch import run_rank
+    from .training.loop import pick_device
+
+    def train(group, callbacks, cancel):
+        result = train_model(_home(args), args.dataset, config, name=args.name, resume=args.resume,
+                             callbacks=callbacks, cancel=cancel, force=args.force,
+                             with_drawings=args.with_drawings, group=group)
+        if group.rank != 0:
+            return None
+        return {"cancelled": True} if result.name is None else _summary(result)
+
+    return run_rank(train, lambda: pick_device(config.device).type, debug=args.debug)
 
 
 def cmd_predict(args) -> int:
@@ -155,7 +249,11 @@ def cmd_predict(args) -> int:
 
     store = _store(args)
     name = store.resolve(args.model)
-    predictor = Predictor(store.onnx_path(name))
+    from .inference.confidence import of_record
+    record = store.record(name)
+    predictor = Predictor(store.onnx_path(name), calibration=of_record(record))
+    classes = record.get("classes") or [str(d) for d in range(10)]
+    named = classes != [str(i) for i in range(len(classes))]  # not just numbered: say the class's name
     failures = 0
     for path in args.images:
         try:
@@ -165,10 +263,15 @@ def cmd_predict(args) -> int:
             msg = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
             print(f"digitlab: error: {path}: {msg}", file=sys.stderr)
             continue
+        label = classes[prediction.digit] if prediction.digit < len(classes) else str(prediction.digit)
         if args.json:
-            print(json.dumps({"image": path, **prediction.to_dict()}))
+            print(json.dumps({"image": path, **prediction.to_dict(), "class": label}))
         else:
-            print(f"{path}: {prediction.digit} ({prediction.confidence:.1%})")
+            def said(i):
+                return classes[i] if named and i < len(classes) else str(i)
+            number = f", class {prediction.digit}" if named else ""
+            unsure = "" if prediction.sure else f", not sure: {said(prediction.digit)} or {said(prediction.runner_up)}?"
+            print(f"{path}: {said(prediction.digit)} ({prediction.confidence:.1%}{number}{unsure})")
     return 1 if failures else 0
 
 
@@ -182,6 +285,7 @@ def cmd_evaluate(args) -> int:
     ds = load_dataset(args.dataset or record.get("dataset", "sample"), home=_home(args), progress=not args.json)
     report = evaluate_model(store.onnx_path(name), ds)
     report["model"] = name
+    report["classes"] = list(ds.classes)  # one name per row and column of the K x K confusion matrix
     if args.json:
         report.pop("misclassified", None)
         print(json.dumps(report))
@@ -190,9 +294,10 @@ def cmd_evaluate(args) -> int:
           f"loss {report['loss']:.4f}")
     print("per class: " + "  ".join(f"{c}: {a:.1%}" for c, a in zip(ds.classes, report["per_class_accuracy"])))
     print("confusion matrix (rows: true, columns: predicted)")
-    print("      " + "".join(f"{i:>6}" for i in range(10)))
+    width = max(5, len(str(max(max(row) for row in report["confusion"]))) + 1)
+    print("      " + "".join(f"{i:>{width}}" for i in range(len(report["confusion"]))))
     for i, row in enumerate(report["confusion"]):
-        print(f"{i:>6}" + "".join(f"{v:>6}" for v in row))
+        print(f"{i:>6}" + "".join(f"{v:>{width}}" for v in row))
     return 0
 
 
@@ -244,7 +349,7 @@ def cmd_export(args) -> int:
     elif args.format == "safetensors":
         src = store.file_path(name, "weights")
     else:
-        raise CliError("export format tfjs is not available yet; use onnx or safetensors")
+        return _export_tfjs(store, name, out)
     if out.is_dir():
         out = out / f"{name}.{args.format}"
     try:
@@ -252,6 +357,33 @@ def cmd_export(args) -> int:
     except OSError as exc:
         raise CliError(f"cannot write {out}: {exc.strerror or exc}") from None
     print(f"wrote {out} ({out.stat().st_size:,} bytes)")
+    return 0
+
+
+def _export_tfjs(store, name: str, out: Path) -> int:
+    """`export --format tfjs`: OUT/model.json + its weight shard, for tf.loadLayersModel."""
+    from .models.tfjs import TfjsError, write_folder
+
+    try:
+        written = write_folder(store, name, out)
+    except TfjsError as exc:
+        raise CliError(str(exc)) from None
+    except OSError as exc:
+        raise CliError(f"cannot write {out}: {exc.strerror or exc}") from None
+    print(f"wrote {written[1]} and {written[0].name} ({written[0].stat().st_size:,} bytes): "
+          f"a TF.js Layers model for tf.loadLayersModel")
+    return 0
+
+
+def cmd_import(args) -> int:
+    from .models.tfjs import TfjsError, import_model
+
+    try:
+        record = import_model(_store(args), args.source, name=args.name, force=args.force)
+    except TfjsError as exc:
+        raise CliError(str(exc)) from None
+    print(f"imported {record['provenance']['imported']['source']} as model {record['name']} "
+          f"({record['architecture']}, {record['parameters']:,} parameters)")
     return 0
 
 
@@ -268,6 +400,57 @@ def cmd_data(args) -> int:
           f"{info['image_shape'][0]}x{info['image_shape'][1]}, from {info['source']}")
     for label, tr, te in zip(info["classes"], info["train_counts"], info["test_counts"]):
         print(f"  {label:<12} train {tr:>6,}  test {te:>6,}")
+    return 0
+
+
+def cmd_drawings(args) -> int:
+    """List the taught drawings, delete some, or write them as an IDX folder."""
+    from .data.drawings import DrawingNotFound, DrawingStore
+    from .server.db import RunDB
+
+    db = RunDB(_home(args) / "runs.sqlite3")  # the server's database: safe to share (SQLite WAL)
+    try:
+        store = DrawingStore(_home(args), db)
+        if args.action == "rm":
+            if not args.args:
+                raise CliError("drawings rm needs one or more drawing IDs (see `digitlab drawings`)")
+            for text in args.args:
+                try:
+                    store.delete(_int(text))
+                except (argparse.ArgumentTypeError, DrawingNotFound) as exc:
+                    raise CliError(f"no drawing {text}" if isinstance(exc, DrawingNotFound) else str(exc)) from None
+                print(f"deleted drawing {text}")
+            return 0
+        if args.action == "export":
+            if len(args.args) != 1:
+                raise CliError("drawings export needs one folder: `digitlab drawings export DIR`")
+            out = store.export(args.args[0])
+            print(f"wrote {out['train']} drawings to learn from and {out['test']} held out (as the test split) to "
+                  f"{out['folder']}" + (f"; skipped {out['damaged']} damaged" if out["damaged"] else "")
+                  + f"\ntrain on them: digitlab train --dataset {out['folder']}")
+            return 0
+        if args.action is not None:
+            raise CliError(f"unknown drawings action {args.action!r}; use `digitlab drawings`, "
+                           "`drawings rm ID...` or `drawings export DIR`")
+        drawings = store.list()
+    finally:
+        db.close()
+    if args.json:
+        print(json.dumps([d.to_dict() for d in drawings]))
+        return 0
+    if not drawings:
+        print("no drawings yet: correct or confirm a prediction on the page's Draw card")
+        return 0
+    print(f"{'id':>5}  {'label':>5}  {'read as':>7}  {'model':<28}{'taught':<18}note")
+    for d in drawings:
+        read = "-" if d.predicted is None else str(d.predicted)
+        when = time.strftime("%Y-%m-%d %H:%M", time.localtime(d.created))
+        note = f"damaged: {d.damaged}" if d.damaged else "held out" if d.heldout else ""
+        print(f"{d.id:>5}  {d.label:>5}  {read:>7}  {(d.model or '-'):<28}{when:<18}{note}")
+    usable = [d for d in drawings if not d.damaged]
+    counts = [sum(1 for d in usable if d.label == k) for k in range(10)]
+    print("per digit: " + "  ".join(f"{k}: {c}" for k, c in enumerate(counts))
+          + f"  ({sum(d.heldout for d in usable)} held out)")
     return 0
 
 
@@ -305,7 +488,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--name", help="model name (default: DATASET-DATE-TIME); an existing one only with --force")
     p.add_argument("--force", action="store_true", help="replace an existing model of that --name")
     p.add_argument("--resume", metavar="NAME", help="continue training this saved model")
-    p.add_argument("--nproc", type=_positive_int, default=1, help="processes for distributed training")
+    p.add_argument("--with-drawings", action="store_true",
+                   help="mix in the drawings taught on the page (`digitlab drawings`), oversampled to about "
+                        "15%% of each epoch; the held-out ones are measured before and after")
+    p.add_argument("--nproc", type=_int, default=1,
+                   help="training processes on this machine, started by torchrun, each on its share of every "
+                        "batch (default 1: this process alone; each takes its share of the cores, or --threads)")
+    p.add_argument("--nnodes", type=_int, default=1,
+                   help="machines in a distributed run (torchrun's option; each runs this command with its --node-rank)")
+    p.add_argument("--node-rank", type=_int, default=0, help="this machine's place, 0 to NNODES-1 (torchrun's option)")
+    p.add_argument("--rdzv-endpoint", metavar="HOST:PORT",
+                   help="where the machines meet: a free port on the --node-rank 0 machine (torchrun's option)")
+    p.add_argument("--rdzv-id", help="the run's id, the same on every machine (torchrun's option; c10d backend)")
+    p.add_argument("--rdzv-backend", choices=("static", "c10d"), default="static",
+                   help="torchrun's rendezvous: static (the default: ranks follow --node-rank, so rank 0, which "
+                        "saves the model, runs on the --node-rank 0 machine) or c10d (ranks in order of arrival)")
     p.add_argument("--json", action="store_true", help="end with one JSON line of results")
     p.add_argument("--quiet", action="store_true", help="no per-epoch lines")
     p.set_defaults(func=cmd_train)
@@ -335,8 +532,23 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("export", parents=[common], help="write a portable model file")
     p.add_argument("name", metavar="NAME")
     p.add_argument("--format", default="onnx", choices=["onnx", "safetensors", "tfjs"])
-    p.add_argument("--out", required=True, metavar="PATH", help="file or folder to write")
+    p.add_argument("--out", required=True, metavar="PATH",
+                   help="file or folder to write (tfjs: a folder, made if missing, for model.json + its weights)")
     p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("import", parents=[common], help="add a TF.js Layers model (model.json + weights) to the store")
+    p.add_argument("source", metavar="DIR", help="the model's folder, or its .json file (e.g. x.json saved by "
+                   "model.save('downloads://x'), next to x.weights.bin)")
+    p.add_argument("--name", help="model name (default: from the file's name); an existing one only with --force")
+    p.add_argument("--force", action="store_true", help="replace an existing model of that --name")
+    p.set_defaults(func=cmd_import)
+
+    p = sub.add_parser("drawings", parents=[common],
+                       help="the drawings taught on the page: list, `drawings rm ID...`, `drawings export DIR`")
+    p.add_argument("action", nargs="?", help="rm or export")
+    p.add_argument("args", nargs="*", metavar="ID/DIR")
+    p.add_argument("--json", action="store_true", help="list as JSON")
+    p.set_defaults(func=cmd_drawings)
 
     p = sub.add_parser("data", parents=[common], help="describe a dataset; --download fetches and verifies it")
     p.add_argument("--dataset", default="sample", help=ds_help)

@@ -1,4 +1,4 @@
-"""Evaluate a model on a dataset's test split: accuracy, loss, per-class accuracy, confusion matrix."""
+"""Evaluate a model on a dataset's test split: accuracy, loss, per-class accuracy, K x K confusion matrix."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import os
 
 import numpy as np
 
+from .data import DatasetError
 from .inference import Predictor
 
 
@@ -15,8 +16,12 @@ def evaluate_model(model: Predictor | str | os.PathLike, dataset, misclassified:
     x = dataset.test_images.astype(np.float32) / 255.0
     y = dataset.test_labels.astype(np.int64)
     probs = np.concatenate([predictor.probabilities(x[i:i + 2000]) for i in range(0, len(x), 2000)])
+    k = probs.shape[1]  # the model's classes
+    if k != len(dataset.classes):
+        raise DatasetError(f"the model has {k} classes but dataset {dataset.name} has {len(dataset.classes)}: "
+                           "evaluate it on a dataset of its own classes")
     pred = probs.argmax(1)
-    confusion = np.zeros((10, 10), dtype=np.int64)
+    confusion = np.zeros((k, k), dtype=np.int64)
     np.add.at(confusion, (y, pred), 1)
     per_class = confusion.diagonal() / np.maximum(confusion.sum(1), 1)
     loss = float(-np.log(np.clip(probs[np.arange(len(y)), y], 1e-12, None)).mean())

@@ -8,11 +8,14 @@ from typing import Callable, Iterable
 
 import torch
 
-from .data import load_dataset
+from .data import DatasetError, load_dataset
+from .data.datasets import DIGITS
 from .models import ModelStore, build, layer_table
+from .models.store import class_count
 from .models.export import onnx_bytes
 from .provenance import describe_run
 from .training import EpochEnd, Event, FitResult, RunStarted, TrainConfig, fit
+from .training.calibrate import calibrate
 
 
 @dataclass
@@ -26,18 +29,34 @@ def train_model(home: Path, dataset: str = "sample", config: TrainConfig | None 
                 name: str | None = None, resume: str | None = None,
                 callbacks: Iterable[Callable[[Event], None]] = (), cancel=None,
                 save_every_epoch: bool = False, progress: bool = False,
-                on_saved: Callable[[str, dict], None] | None = None, force: bool = False) -> JobResult:
+                on_saved: Callable[[str, dict], None] | None = None, force: bool = False,
+                with_drawings: bool = False, group=None) -> JobResult:
     """Train a new model (or continue `resume`) on `dataset` and save it under `name`.
 
     An existing model `name` is never replaced unless it is the one resumed, or `force` says so.
 
     With `save_every_epoch`, the weights and the ONNX export are saved after each epoch, so a
     crash or a cancel keeps the last finished epoch and the page can use the model mid-run.
+
+    `with_drawings` mixes the user's taught drawings into the training split (digitlab.teach) and
+    records the accuracy on the held-out drawings and the test split before and after.
+
+    `group`: this process's training.distributed.Group in a torchrun run; every process trains,
+    only rank 0 saves (and only once fit() returns: every step then had every process's gradients).
     """
+    saving = group is None or group.rank == 0
     config = config or TrainConfig()
     store = ModelStore(home)
     store.ensure_writable()
     ds = load_dataset(dataset, home=home, progress=progress)
+    teaching = None
+    if with_drawings:
+        if tuple(ds.classes) != DIGITS:
+            raise DatasetError(f"with_drawings: the taught drawings are digits, but {ds.name} has other classes "
+                               f"({', '.join(ds.classes[:4])}...)")
+        from .teach import Teaching
+        teaching = Teaching.load(home, ds)
+        ds = teaching.dataset
     config.validate(len(ds.train_labels))
     if resume:
         resume = store.resolve(resume)
@@ -46,16 +65,20 @@ def train_model(home: Path, dataset: str = "sample", config: TrainConfig | None 
         history = list(previous.get("history", []))
         created = previous.get("created")
         architecture = previous["architecture"]
+        if class_count(previous) != len(ds.classes):
+            raise DatasetError(f"model {resume!r} has {class_count(previous)} classes, dataset {ds.name} "
+                               f"has {len(ds.classes)}: resume it on a dataset of the same classes")
     else:
         architecture = config.architecture
         with torch.random.fork_rng(devices=[]):  # the seed decides the initial weights too
             torch.manual_seed(config.seed)
-            model = build(architecture)
+            model = build(architecture, classes=len(ds.classes))
         history, created = [], None
     name = store.new_name(ds.name) if name is None else name
-    store.check_free(name, resume, force)  # validates the name before any training time is spent
+    if saving:
+        store.check_free(name, resume, force)  # validates the name before any training time is spent
     offset = len(history)
-    state = {"record": None, "provenance": None}
+    state = {"record": None, "provenance": None, "calibration": None}
     summary = layer_table(model)
 
     def record_for(epochs: list[dict]) -> dict:
@@ -63,15 +86,20 @@ def train_model(home: Path, dataset: str = "sample", config: TrainConfig | None 
         rec = {"architecture": architecture, "dataset": ds.spec, "dataset_name": ds.name, "classes": list(ds.classes),
                "config": (state["provenance"] or {}).get("config", config.to_dict()), "history": epochs, "epochs": len(epochs),
                "test_accuracy": last.get("val_accuracy"), "test_loss": last.get("val_loss"), "summary": summary,
-               "provenance": state["provenance"]}
+               "provenance": state["provenance"], "calibration": state["calibration"]}
         if created:
             rec["created"] = created
+        if teaching:
+            rec["drawings"] = teaching.summary()
         return rec
 
     def save() -> None:
         if state["record"] is None:  # first save: someone may have taken the name meanwhile
             store.check_free(name, resume, force)
-        rec = store.save(name, model, record_for(history), onnx=onnx_bytes(model))
+        # a temperature and "sure" thresholds for this version (inference/confidence.py), baked into the ONNX
+        state["calibration"] = calibrate(model, ds)
+        rec = store.save(name, model, record_for(history),
+                         onnx=onnx_bytes(model, state["calibration"]["temperature"]))
         state["record"] = rec
         if on_saved:
             on_saved(name, rec)
@@ -81,17 +109,25 @@ def train_model(home: Path, dataset: str = "sample", config: TrainConfig | None 
             state["provenance"] = describe_run(config.to_dict(), ds, event.path, event.threads, event.device)
             if resume:
                 state["provenance"]["resumed"] = resume
+            if event.processes > 1:
+                state["provenance"]["processes"] = event.processes
+            if teaching:
+                state["provenance"]["drawings"] = teaching.summary()
             event.provenance = state["provenance"]  # callbacks after this one (the worker) see it
         elif isinstance(event, EpochEnd):
             row = event.to_dict()
             row["epoch"] += offset
             row.pop("type")
             history.append(row)
-            if save_every_epoch:
+            if teaching:
+                teaching.after = teaching.measure(model, event.val_accuracy)
+            if save_every_epoch and saving:
                 save()
 
-    result = fit(model, ds, config, callbacks=[on_event, *callbacks], cancel=cancel)
-    if result.epochs_done and not save_every_epoch:
+    if teaching and resume:
+        teaching.before = teaching.measure(model)
+    result = fit(model, ds, config, callbacks=[on_event, *callbacks], cancel=cancel, group=group)
+    if result.epochs_done and not save_every_epoch and saving:
         save()
     if not result.epochs_done:
         return JobResult(None, result, None)

@@ -6,6 +6,7 @@ import platform
 from functools import lru_cache
 
 from . import __version__
+from .data.datasets import is_digits
 
 
 @lru_cache(maxsize=1)
@@ -41,4 +42,5 @@ def describe_run(config: dict, dataset, path: str, threads: int, device: str) ->
         "versions": versions(),
         "dataset": {"name": dataset.name, "spec": dataset.spec, "sha256": dataset.content_hash,
                     "train": int(len(dataset.train_labels)), "test": int(len(dataset.test_labels))},
+        "handwriting_recipe": is_digits(dataset),  # distortions and printed digits applied (digits 0-9 only)
     }

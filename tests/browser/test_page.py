@@ -194,7 +194,7 @@ def test_form_keeps_its_own_limits_without_the_config_route(page):
     page.page.route("**/api/train-config", lambda route: route.fulfill(status=404, json={"error": "not found"}))
     page.open()
     assert page.js("[...['epochs', 'batch-size', 'lr', 'seed']].map((id) => document.getElementById(id).value)") == \
-        ["20", "128", "0.004", "0"]
+        ["14", "128", "0.004", "0"]
     assert page.js("document.querySelector('#epochs').max") == "1000"
     assert not page.js("document.querySelector('#status').classList.contains('bad')")  # silently
     assert page.errors == []

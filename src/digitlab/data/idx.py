@@ -17,7 +17,7 @@ from typing import BinaryIO
 
 import numpy as np
 
-__all__ = ["DatasetError", "read_idx", "parse_idx", "write_idx", "IMAGES_MAGIC", "LABELS_MAGIC"]
+__all__ = ["DatasetError", "read_idx", "parse_idx", "write_idx", "idx_bytes", "IMAGES_MAGIC", "LABELS_MAGIC"]
 
 LABELS_MAGIC = 0x00000801
 IMAGES_MAGIC = 0x00000803
@@ -135,14 +135,18 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
         raise DatasetError(f"{name}: corrupt gzip stream ({exc})") from None
 
 
-def write_idx(path: str | os.PathLike, array: np.ndarray, compress: bool | None = None) -> None:
-    """Write a uint8 array of 1 (labels) or 3 (images) dimensions as IDX; gzip if the name ends in .gz."""
-    path = Path(path)
+def idx_bytes(array: np.ndarray) -> bytes:
+    """A uint8 array of 1 (labels) or 3 (images) dimensions as an uncompressed IDX file's bytes."""
     array = np.ascontiguousarray(array)
     if array.dtype != np.uint8 or array.ndim not in (1, 3):
         raise ValueError(f"IDX writer takes uint8 arrays of 1 or 3 dimensions, got {array.dtype} {array.shape}")
-    header = struct.pack(">HBB", 0, _UBYTE, array.ndim) + struct.pack(f">{array.ndim}I", *array.shape)
-    data = header + array.tobytes()
+    return struct.pack(">HBB", 0, _UBYTE, array.ndim) + struct.pack(f">{array.ndim}I", *array.shape) + array.tobytes()
+
+
+def write_idx(path: str | os.PathLike, array: np.ndarray, compress: bool | None = None) -> None:
+    """Write a uint8 array of 1 (labels) or 3 (images) dimensions as IDX; gzip if the name ends in .gz."""
+    path = Path(path)
+    data = idx_bytes(array)
     if compress is None:
         compress = path.suffix == ".gz"
     if compress:

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 from PIL import ExifTags, Image, UnidentifiedImageError
 
+from . import confidence
 from .preprocess import PreprocessError, bounded_image, image_to_input, reduce_factors
 
 MAX_IMAGE_PIXELS = 25_000_000  # 5000 x 5000; larger is refused before decoding (decompression bombs)
@@ -29,11 +30,14 @@ _UPRIGHT = {
 @dataclass
 class Prediction:
     digit: int
-    confidence: float
+    confidence: float  # the calibrated probability of `digit`
     probabilities: list[float]
+    sure: bool = True  # False: the model is not sure (confidence or lead over the runner-up too low)
+    runner_up: int = 0  # the second most likely class
 
     def to_dict(self) -> dict:
-        return {"digit": self.digit, "confidence": self.confidence, "probabilities": self.probabilities}
+        return {"digit": self.digit, "confidence": self.confidence, "sure": self.sure, "runner_up": self.runner_up,
+                "probabilities": self.probabilities}
 
 
 def decode_image(data: bytes) -> Image.Image:
@@ -81,8 +85,10 @@ def decode_to_input(data: bytes) -> np.ndarray:
 class Predictor:
     """One model's ONNX graph in an onnxruntime session; single-threaded so it never competes."""
 
-    def __init__(self, onnx: str | os.PathLike | bytes, threads: int = 1):
-        """`onnx`: the model file's path, or its bytes (read from a handle that a save cannot pull away)."""
+    def __init__(self, onnx: str | os.PathLike | bytes, threads: int = 1, calibration: dict | None = None):
+        """`onnx`: the model file's path, or its bytes (read from a handle that a save cannot pull away);
+        `calibration`: the record's (confidence.of_record), for the "sure" thresholds."""
+        self.calibration = calibration or confidence.of_record({})
         import onnxruntime as ort
 
         opts = ort.SessionOptions()
@@ -94,14 +100,16 @@ class Predictor:
         self.input_name = self.session.get_inputs()[0].name
 
     def probabilities(self, batch: np.ndarray) -> np.ndarray:
-        """(N, 28, 28) floats in [0, 1] -> (N, 10) probabilities."""
+        """(N, 28, 28) floats in [0, 1] -> (N, K) probabilities, one per class of the model."""
         x = np.ascontiguousarray(batch, dtype=np.float32).reshape(-1, 1, 28, 28)
         return self.session.run(None, {self.input_name: x})[0]
 
     def predict_input(self, x28: np.ndarray) -> Prediction:
         p = self.probabilities(x28[None])[0].astype(float)
-        digit = int(p.argmax())
-        return Prediction(digit, float(p[digit]), [round(float(v), 6) for v in p])
+        order = np.argsort(-p, kind="stable")
+        digit, runner_up = int(order[0]), int(order[1])
+        return Prediction(digit, float(p[digit]), [round(float(v), 6) for v in p],
+                          confidence.is_sure(p, self.calibration), runner_up)
 
     def predict_image(self, image: Image.Image) -> Prediction:
         return self.predict_input(image_to_input(image))

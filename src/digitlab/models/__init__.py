@@ -1,7 +1,8 @@
-"""Architectures, the Keras-style summary, the model store (safetensors + JSON) and ONNX export.
+"""Architectures, the Keras-style summary, the model store (safetensors + JSON), ONNX export and
+TF.js Layers models both ways (`tfjs`).
 
-The store needs no torch (listing and serving models reads JSON and files); the architectures,
-the summary and the export import torch on first use.
+The store and `tfjs` need no torch (listing and serving models reads JSON and files; TF.js files
+are converted with numpy); the architectures, the summary and the ONNX export import torch on first use.
 """
 
 from .store import DamagedModel, InvalidModelName, ModelExists, ModelNotFound, ModelStore, StoreError, check_name

@@ -1,4 +1,4 @@
-"""Portable model files: ONNX (softmax included, for onnxruntime and onnxruntime-web)."""
+"""Portable model files: ONNX (temperature and softmax included, for onnxruntime and onnxruntime-web)."""
 
 from __future__ import annotations
 
@@ -12,14 +12,27 @@ ONNX_OPSET = 17
 INPUT_NAME, OUTPUT_NAME = "image", "probabilities"
 
 
-def onnx_bytes(model: nn.Module) -> bytes:
-    """The model plus a softmax as ONNX: input `image` (N, 1, 28, 28) floats in [0, 1], output (N, 10).
+class Temperature(nn.Module):
+    """logits / T: the calibrated probabilities (inference/confidence.py) come out of the graph itself."""
+
+    def __init__(self, temperature: float):
+        super().__init__()
+        self.scale = 1.0 / float(temperature)
+
+    def forward(self, x):
+        return x * self.scale
+
+
+def onnx_bytes(model: nn.Module, temperature: float = 1.0) -> bytes:
+    """The model, its temperature and a softmax as ONNX: input `image` (N, 1, 28, 28) floats in
+    [0, 1], output `probabilities` (N, K) = softmax(logits / temperature).
 
     Uses the TorchScript-based exporter: about 0.1 s for this model (the dynamo one takes 2 s),
     which matters because the app exports after every epoch.
     """
     was_training = model.training
-    wrapped = nn.Sequential(model, nn.Softmax(dim=1)).eval()
+    layers = [model] + ([Temperature(temperature)] if temperature != 1.0 else []) + [nn.Softmax(dim=1)]
+    wrapped = nn.Sequential(*layers).eval()
     buf = io.BytesIO()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

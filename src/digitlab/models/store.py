@@ -59,6 +59,18 @@ def check_name(name: str) -> str:
     return name
 
 
+def class_count(record: dict) -> int:
+    """K, the number of classes of a saved model: its record's `classes` (10 digits when absent, as
+    in records made before models had other classes); a record naming no sensible list is damaged."""
+    classes = record.get("classes")
+    if classes is None:
+        return 10
+    if not isinstance(classes, list) or not 2 <= len(classes) <= 256 or not all(isinstance(c, str) for c in classes):
+        raise DamagedModel(f"model {record.get('name', '?')!r} is damaged: its record's classes are not a list "
+                           "of 2 to 256 names")
+    return len(classes)
+
+
 def _write_atomic(path: Path, write) -> None:
     """Call write(tmp_path), fsync, rename onto `path`; on failure remove the temp file."""
     tmp = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex[:8]}")
@@ -188,7 +200,7 @@ class ModelStore:
         from .architectures import build
         record = self.record(name)
         try:
-            model = build(record["architecture"])
+            model = build(record["architecture"], classes=class_count(record))
             state = load_file(str(self.file_path(name, "weights")))
             model.load_state_dict(state, strict=True)
         except (OSError, KeyError, RuntimeError, ValueError, SafetensorError) as exc:
@@ -200,9 +212,10 @@ class ModelStore:
         record = self.record(name)
         if record.get("onnx") is not None:
             return self.file_path(name, "onnx")  # re-reads the record: a save may have replaced the file
+        from ..inference.confidence import of_record
         from .export import onnx_bytes
         model, record = self.load(name)
-        record = self.save(name, model, record, onnx=onnx_bytes(model))
+        record = self.save(name, model, record, onnx=onnx_bytes(model, of_record(record)["temperature"]))
         return self.folder(name) / record["onnx"]
 
     def list(self, damaged: bool = False) -> list[dict]:

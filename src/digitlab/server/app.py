@@ -39,6 +39,7 @@ def create_app(home: Path, dataset: str = "sample", token: str | None = None, wo
         try:
             yield
         finally:
+            await run_in_threadpool(state.downloads.close)
             await run_in_threadpool(state.manager.close)
             state.db.close()
 

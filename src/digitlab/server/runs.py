@@ -65,7 +65,7 @@ class RunManager:
             if self.active is not None:
                 raise Busy(f"run {self.active} is still training; cancel it or wait")
             run = uuid.uuid4().hex[:12]
-            config = {**job.config.to_dict(), "resume": job.resume}
+            config = {**job.config.to_dict(), "resume": job.resume, "with_drawings": job.with_drawings}
             self.db.create(run, job.name, job.dataset_name or job.dataset, config)
             self._seq[run] = 0
             try:

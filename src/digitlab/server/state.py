@@ -12,9 +12,12 @@ from starlette.requests import HTTPConnection
 
 from ..data import DatasetError, load_dataset
 from ..data.datasets import BUILTINS, REMOTES, local_folder
+from ..data.drawings import DrawingStore
 from ..inference import Predictor
+from ..inference.confidence import of_record
 from ..models.store import ModelStore
 from .db import RunDB
+from .downloads import Downloads
 from .runs import RunManager
 
 
@@ -45,7 +48,10 @@ class State:
             self.specs[self.default_dataset] = str(folder)
         self.store = ModelStore(home)
         self.db = RunDB(home / "runs.sqlite3")
+        self.drawings = DrawingStore(home, self.db)  # the user's taught drawings (routes/drawings.py)
+        self.drawings.remove_orphans()  # files a crash left unlisted; one server per home, so none is being written
         self.manager: RunManager | None = None
+        self.downloads = Downloads(home)  # the page's dataset downloads, in background threads
         self._datasets: dict[str, object] = {}
         self._predictors: dict[Path, Predictor] = {}
         self._evaluations: dict[tuple, dict] = {}
@@ -80,8 +86,10 @@ class State:
         key = self.store.folder(name) / filename
         with fh, self._lock:
             if key not in self._predictors:
+                record = self.store.record(name)  # the thresholds fitted with this version's temperature
+                calibration = of_record(record if record.get("onnx") == filename else {})
                 self._predictors = {p: s for p, s in self._predictors.items() if p.exists()}
-                self._predictors[key] = Predictor(fh.read())
+                self._predictors[key] = Predictor(fh.read(), calibration=calibration)
             return self._predictors[key]
 
     def evaluation(self, name: str) -> dict:

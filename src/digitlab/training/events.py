@@ -23,6 +23,7 @@ class RunStarted(Event):
     path: str = ""  # how it trains: "fused-kernels", "pytorch-ops" (CPU), "cuda" or "mps"
     threads: int = 1  # batch shards (one per core) on CPU
     provenance: dict = field(default_factory=dict)  # filled in by the job: see digitlab.provenance
+    processes: int = 1  # training processes (torchrun ranks, all machines together), each with `threads` shards
     type: str = field(init=False, default="run.started")
 
 

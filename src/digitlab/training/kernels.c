@@ -28,7 +28,7 @@
 #include <stddef.h>
 #include <string.h>
 
-#define DIGITLAB_KERNELS_ABI 3
+#define DIGITLAB_KERNELS_ABI 4
 
 int digitlab_kernels_abi(void) { return DIGITLAB_KERNELS_ABI; }
 
@@ -219,3 +219,91 @@ __typeof__(cpr_##KIND##_##CI##_##CO##_baseline) cpr_##KIND##_##CI##_##CO        
 /* The specialisations kernels.py knows (its SHAPES): the blog CNN's two blocks. */
 CONV_POOL_RELU(1, 8)    /* 28x28x1 -> 13x13x8 */
 CONV_POOL_RELU(8, 16)   /* 13x13x8 -> 5x5x16 */
+
+
+/* Per-image augmentation fused with the batch gather (training/augment.py does the same in torch
+ * ops, for the GPU and for builds without this library): out[i] = warp(src[idx[i]]) / 255.
+ *
+ * src: the dataset, uint8 (N, H, W); theta: (n, 2, 3) sampling matrices mapping output to input
+ * coordinates normalised to [-1, 1], as affine_grid(align_corners=False); bilinear sampling with
+ * zeros outside, as grid_sample(padding_mode="zeros", align_corners=False). Then, where stroke[i]
+ * is +1 (-1), each pixel becomes the mean of itself and the 3x3 max (min) around it, zeros
+ * outside: a stroke about a pixel thicker (thinner). Images up to 64x64. */
+static inline float fmaxf3(float a, float b, float c) { float m = a > b ? a : b; return m > c ? m : c; }
+static inline float fminf3(float a, float b, float c) { float m = a < b ? a : b; return m < c ? m : c; }
+
+#define AUG_MAX_PIXELS 4096
+#define AUG_MAX_PADDED ((64 + 2) * (64 + 2))
+
+int augment_gather(const unsigned char *src, const long long *idx, int n, int H, int W,
+                   const float *theta, const signed char *stroke, float *out) {
+    if (H > 64 || W > 64) return -1;
+    const int PW = W + 2;  /* the image with a one-pixel zero border: any corner pair inside it is readable */
+    unsigned char padded[AUG_MAX_PADDED];
+    float warped[AUG_MAX_PADDED];  /* also bordered, for the 3x3 max/min */
+    float rows[AUG_MAX_PADDED];
+    memset(padded, 0, (size_t)(H + 2) * PW);
+    memset(warped, 0, sizeof(float) * (H + 2) * PW);
+    for (int i = 0; i < n; i++) {
+        const unsigned char *img = src + (size_t)idx[i] * H * W;
+        /* copy in, and find the ink's bounding box (bordered coordinates): samples whose four
+         * corners all miss it are zero, so most of the background costs a compare, not a lerp */
+        int rmin = H + 1, rmax = 0, cmin = W + 1, cmax = 0;
+        for (int r = 0; r < H; r++) {
+            unsigned char *row = padded + (r + 1) * PW + 1;
+            memcpy(row, img + r * W, W);
+            for (int c = 0; c < W; c++) {
+                if (row[c]) {
+                    if (c + 1 < cmin) cmin = c + 1;
+                    if (c + 1 > cmax) cmax = c + 1;
+                    if (r + 1 < rmin) rmin = r + 1;
+                    rmax = r + 1;
+                }
+            }
+        }
+        const float *t = theta + 6 * (size_t)i;
+        /* pixel (r, c) samples input ((gx + 1) W - 1) / 2 with gx = t0 x + t1 y + t2, x = (2c + 1) / W - 1:
+         * linear in c and r, so one add per pixel; +1 for the border */
+        const float ax = t[0], bx = t[1] * W / H, ay = t[3] * H / W, by = t[4];
+        const float cx = ((t[2] - t[0] * (1.0f - 1.0f / W) - t[1] * (1.0f - 1.0f / H) + 1.0f) * W - 1.0f) * 0.5f + 1.0f;
+        const float cy = ((t[5] - t[3] * (1.0f - 1.0f / W) - t[4] * (1.0f - 1.0f / H) + 1.0f) * H - 1.0f) * 0.5f + 1.0f;
+        const float xlo = (float)cmin - 1.0f, xhi = (float)cmax + 1.0f, ylo = (float)rmin - 1.0f, yhi = (float)rmax + 1.0f;
+        float *o = out + (size_t)i * H * W;
+        float *dst = stroke[i] ? warped + PW + 1 : o;
+        const int dst_stride = stroke[i] ? PW : W;
+        const float scale = 1.0f / 255.0f;
+        for (int r = 0; r < H; r++) {
+            float ix = cx + bx * r, iy = cy + by * r;
+            float *d = dst + r * dst_stride;
+            for (int c = 0; c < W; c++, ix += ax, iy += ay) {
+                float v = 0.0f;
+                if (ix > xlo && ix < xhi && iy > ylo && iy < yhi) {  /* inside the ink's box +1: in the bordered image */
+                    const int x0 = (int)(ix + 16.0f) - 16, y0 = (int)(iy + 16.0f) - 16;  /* +16: the cast floors */
+                    const float wx = ix - (float)x0, wy = iy - (float)y0;
+                    const unsigned char *p = padded + y0 * PW + x0;
+                    v = ((1.0f - wy) * ((1.0f - wx) * p[0] + wx * p[1]) + wy * ((1.0f - wx) * p[PW] + wx * p[PW + 1])) * scale;
+                }
+                d[c] = v;
+            }
+        }
+        if (!stroke[i]) continue;
+        /* (v + 3x3 max or min) / 2, zeros outside: two 1-D passes over the bordered image */
+        if (stroke[i] > 0) {
+            for (int r = 1; r <= H; r++)
+                for (int c = 0; c < PW; c++)
+                    rows[r * PW + c] = fmaxf3(warped[(r - 1) * PW + c], warped[r * PW + c], warped[(r + 1) * PW + c]);
+            for (int r = 1; r <= H; r++)
+                for (int c = 1; c <= W; c++)
+                    o[(r - 1) * W + c - 1] = (warped[r * PW + c] + fmaxf3(rows[r * PW + c - 1], rows[r * PW + c], rows[r * PW + c + 1])) * 0.5f;
+        } else {
+            for (int r = 1; r <= H; r++)
+                for (int c = 0; c < PW; c++)
+                    rows[r * PW + c] = fminf3(warped[(r - 1) * PW + c], warped[r * PW + c], warped[(r + 1) * PW + c]);
+            for (int r = 1; r <= H; r++)
+                for (int c = 1; c <= W; c++)
+                    o[(r - 1) * W + c - 1] = (warped[r * PW + c] + fminf3(rows[r * PW + c - 1], rows[r * PW + c], rows[r * PW + c + 1])) * 0.5f;
+        }
+        memset(warped, 0, sizeof(float) * (H + 2) * PW);  /* the border must stay zero for the next image */
+    }
+    return 0;
+}

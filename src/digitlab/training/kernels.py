@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 # What kernels.c's digitlab_kernels_abi() must return: bump both whenever a signature or layout changes.
-ABI = 3
+ABI = 4
 SHAPES = {(1, 8), (8, 16)}  # (in_channels, out_channels) specialisations in kernels.c
 _P = ctypes.c_void_p
 _I = ctypes.c_int
@@ -80,6 +80,11 @@ def _open(path: Path) -> ctypes.CDLL:
             getattr(lib, f"cpr_bwd_{ci}_{co}").argtypes = [_P] * 8 + [_I] * 3
         except AttributeError:
             raise _Unusable(f"has no kernels for {ci} -> {co} channels") from None
+    try:
+        lib.augment_gather.argtypes = [_P, _P, _I, _I, _I, _P, _P, _P]
+        lib.augment_gather.restype = ctypes.c_int
+    except AttributeError:
+        raise _Unusable("has no augment_gather kernel") from None
     return lib
 
 
@@ -165,3 +170,18 @@ class ToNHWC(nn.Module):
 class ToNCHW(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x.permute(0, 3, 1, 2)
+
+
+AUG_MAX_PIXELS = 4096  # kernels.c
+
+
+def augment_gather(x: torch.Tensor, part: torch.Tensor, theta: torch.Tensor, stroke: torch.Tensor) -> torch.Tensor:
+    """Images `part` of the uint8 dataset `x` (N, 1, H, W), each warped by its `theta` and `stroke`
+    (augment.draw) in one pass: float (n, 1, H, W) in [0, 1]. What augment.apply does in torch ops."""
+    n, (h, w) = len(part), x.shape[-2:]
+    part = part.to(torch.int64).contiguous()
+    theta, stroke = theta.to(torch.float32).contiguous(), stroke.to(torch.int8).contiguous()
+    out = torch.empty(n, 1, h, w)
+    if LIB.augment_gather(_ptr(x), _ptr(part), n, h, w, _ptr(theta), _ptr(stroke), _ptr(out)) != 0:
+        raise ValueError(f"augment_gather takes images of at most {AUG_MAX_PIXELS} pixels, got {h}x{w}")
+    return out

@@ -14,13 +14,21 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from . import augment
 from .config import TrainConfig
-from .loop import _shift, as_tensors, evaluate
+from .loop import as_tensors, evaluate
 
 
 def plain_fit(model: nn.Module, dataset, config: TrainConfig) -> list[dict]:
     """Train like the PyTorch MNIST example; returns per-epoch {loss, val_loss, val_accuracy, seconds}."""
+    from dataclasses import replace
+
+    from ..data.datasets import is_digits, with_printed
+
     config.validate(len(dataset.train_labels))
+    if not is_digits(dataset):
+        config = replace(config, distort=0.0)
+    dataset = with_printed(dataset, config.printed)
     gen = torch.Generator().manual_seed(config.seed)
     x, y = as_tensors(dataset.train_images, dataset.train_labels, "cpu")
     xt, yt = as_tensors(dataset.test_images, dataset.test_labels, "cpu")
@@ -34,12 +42,13 @@ def plain_fit(model: nn.Module, dataset, config: TrainConfig) -> list[dict]:
     for epoch in range(1, config.epochs + 1):
         start = time.perf_counter()
         perm = torch.randperm(n, generator=gen)
+        draws = augment.draw(n, config.augment, config.distort, gen) if config.augment or config.distort else None
         loss_sum = 0.0
         for b in range(batches):
             idx = perm[b * bs:(b + 1) * bs]
             xb = x[idx].float() / 255
-            if config.augment:
-                xb = _shift(xb, config.augment, gen)
+            if draws is not None:  # the same draws as fit(), made the same way
+                xb = augment.apply(xb, draws.part(b * bs, b * bs + len(idx), "cpu"))
             loss = F.cross_entropy(model(xb), y[idx])
             opt.zero_grad()
             loss.backward()

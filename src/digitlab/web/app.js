@@ -5,8 +5,11 @@
 import { api } from './api.js';
 import { createDataCard } from './data.js';
 import { createDrawCard } from './drawcard.js';
+import { createDrawingsPanel } from './drawings.js';
 import { createEvaluationCard } from './evaluation.js';
 import { createModelsCard } from './models.js';
+import { createRunsCard } from './runs.js';
+import { stackTables } from './tables.js';
 import { createTrainCard } from './train.js';
 
 // ---- one frame loop for everything that paints ------------------------------------------------
@@ -26,7 +29,10 @@ function frame() {
 const train = createTrainCard({ requestFrame });
 const draw = createDrawCard({ requestFrame });
 const data = createDataCard();
+const drawings = createDrawingsPanel(document.getElementById('my-drawings')); // in the Data card
 const models = createModelsCard();
+const runs = createRunsCard();
+stackTables();
 createEvaluationCard();
 painters.push(train.frame, draw.frame);
 
@@ -48,7 +54,9 @@ async function start() {
   setInterval(health, 5000);
   await data.start(); // the datasets, before the Train form that lists them
   await models.start(); // picks the model in use, if any
+  await drawings.start(); // the taught drawings
   await train.start(); // the form's limits, and the run in progress, replayed
+  await runs.start(); // the history's first page
   await draw.ready();
   document.body.dataset.ready = 'true';
 }

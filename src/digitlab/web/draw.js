@@ -1,5 +1,7 @@
 // The drawing pad: pointer events (mouse, touch, pen), a pen-like stroke, undo and clear.
-// Strokes are kept as point lists so undo just redraws the rest.
+// Strokes are kept as point lists so undo just redraws the rest. A finger or pen draws without
+// scrolling or zooming the page (touch-action: none, here and in style.css; the pointer is
+// captured, so a stroke that leaves the pad still ends); one finger draws, a second is ignored.
 
 export class DrawingPad {
   constructor(canvas, { onChange, onStrokeEnd } = {}) {
@@ -15,20 +17,26 @@ export class DrawingPad {
     canvas.addEventListener('pointermove', (e) => this.move(e));
     canvas.addEventListener('pointerup', (e) => this.up(e));
     canvas.addEventListener('pointercancel', (e) => this.up(e));
+    canvas.addEventListener('lostpointercapture', (e) => this.up(e));
+    canvas.addEventListener('contextmenu', (e) => e.preventDefault()); // a long press is a dot, not a menu
     canvas.style.touchAction = 'none';
   }
 
   point(e) {
-    const rect = this.canvas.getBoundingClientRect();
-    const sx = this.canvas.width / rect.width, sy = this.canvas.height / rect.height;
+    // the canvas's pixels span its content box: inside the border, at whatever size CSS gives it
+    const c = this.canvas, rect = c.getBoundingClientRect();
+    const sx = c.width / (c.clientWidth || rect.width), sy = c.height / (c.clientHeight || rect.height);
     // pens report pressure; a mouse reports 0.5 while pressed
     const p = e.pointerType === 'pen' ? 0.6 + 0.8 * e.pressure : 1;
-    return [(e.clientX - rect.left) * sx, (e.clientY - rect.top) * sy, p];
+    return [(e.clientX - rect.left - c.clientLeft) * sx, (e.clientY - rect.top - c.clientTop) * sy, p];
   }
 
   down(e) {
     if (e.button !== 0 && e.pointerType === 'mouse') return;
+    if (!e.isPrimary) return; // a second finger while one draws
+    e.preventDefault();
     this.canvas.setPointerCapture(e.pointerId);
+    this.pointerId = e.pointerId;
     this.current = [this.point(e)];
     this.strokes.push(this.current);
     this.dot(this.current[0]);
@@ -36,7 +44,7 @@ export class DrawingPad {
   }
 
   move(e) {
-    if (!this.current) return;
+    if (!this.current || e.pointerId !== this.pointerId) return;
     const events = e.getCoalescedEvents ? e.getCoalescedEvents() : [e];
     for (const ev of events.length ? events : [e]) {
       const p = this.point(ev);
@@ -46,8 +54,8 @@ export class DrawingPad {
     this.onChange();
   }
 
-  up() {
-    if (!this.current) return;
+  up(e) {
+    if (!this.current || (e && e.pointerId !== this.pointerId)) return;
     this.current = null;
     this.onStrokeEnd();
   }

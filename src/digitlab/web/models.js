@@ -60,7 +60,9 @@ export function createModelsCard() {
         el('td', { class: 'num' }, String(m.epochs ?? '')), el('td', { class: 'num' }, pct(m.test_accuracy, 2)),
         el('td', {}, new Date(m.updated * 1000).toLocaleString()),
         el('td', {}, el('a', { href: `/api/models/${q}/model.onnx`, download: `${m.name}.onnx` }, 'ONNX'), ' · ',
-          el('a', { href: `/api/models/${q}/model.safetensors`, download: `${m.name}.safetensors` }, 'safetensors')),
+          el('a', { href: `/api/models/${q}/model.safetensors`, download: `${m.name}.safetensors` }, 'safetensors'), ' · ',
+          el('a', { href: `/api/models/${q}/tfjs.zip`, download: `${m.name}-tfjs.zip`,
+            title: 'TF.js Layers model (model.json + weights) for tf.loadLayersModel' }, 'TF.js')),
         el('td', {}, del));
     });
     table.replaceChildren(head, ...rows);
@@ -89,10 +91,19 @@ export function createModelsCard() {
       $('provenance').replaceChildren(el('dd', { class: 'muted' }, m ? 'Not recorded (a model from an older version).' : 'No model yet.'));
       return;
     }
+    if (p.imported) { // `digitlab import`: a TF.js model, trained elsewhere
+      const i = p.imported;
+      const rows = [['imported from', i.source], ['made by', i.generated_by || 'unknown'],
+        ['files', `sha256 ${String(i.sha256).slice(0, 16)}…`],
+        ['versions', Object.entries(p.versions || {}).map(([k, v]) => `${k} ${v}`).join(', ')]];
+      $('provenance').replaceChildren(...rows.flatMap(([k, v]) => [el('dt', {}, k), el('dd', {}, v)]));
+      return;
+    }
     const c = p.config || {};
     const rows = [
       ['seed', String(c.seed)],
-      ['config', `${c.epochs} epochs, batch ${c.batch_size}, learning rate ${c.learning_rate}, augment ±${c.augment} px`],
+      ['config', `${c.epochs} epochs, batch ${c.batch_size}, learning rate ${c.learning_rate}, shifts ±${c.augment} px`
+        + (c.distort !== undefined ? `, distort ${c.distort}` : '') + (c.printed ? `, printed digits ×${c.printed}` : '')],
       ['trained on', `${p.device} (${p.path}, ${c.threads} thread${c.threads > 1 ? 's' : ''})${p.resumed ? `, resumed from ${p.resumed}` : ''}`],
       ['CPU', p.cpu],
       ['dataset', `${p.dataset.name}: ${p.dataset.train} train + ${p.dataset.test} test, sha256 ${p.dataset.sha256.slice(0, 16)}…`],

@@ -1,14 +1,22 @@
 // Digit recognition for the drawing pad: in a Web Worker (Comlink + onnxruntime-web) when it
 // starts, otherwise on the server's predict route, saying so. Only the newest drawing is ever
-// waiting: drawings that arrive while one is being recognised replace each other.
+// waiting: drawings that arrive while one is being recognised replace each other. What the model
+// sees (see()) runs only when no drawing waits to be recognised, and a newer drawing drops it.
 import * as Comlink from './vendor/comlink.min.mjs';
 import { api, decodePixels } from './api.js';
+import { pictures } from './activation-maps.js';
 
 const WORKER_TIMEOUT_MS = 15000;
 // A run saves a new version after every epoch (several a second on the sample); reloading each
 // one costs the worker (and the 2 cores it shares) more than a fresher model is worth.
 const MIN_RELOAD_INTERVAL_MS = 1000;
 const sleep = (ms) => new Promise((resolve) => { setTimeout(resolve, ms); });
+
+/** "name@version" -> [name, version] (model names never hold '@'). */
+function splitKey(key) {
+  const at = key.lastIndexOf('@');
+  return [key.slice(0, at), key.slice(at + 1)];
+}
 
 function withTimeout(promise, ms, what) {
   let timer;
@@ -26,6 +34,7 @@ export class Recognizer {
     this.onModeChange = onModeChange || (() => {});
     this.busy = false;
     this.pending = null;
+    this.seeing = null; // a see() waiting for recognition to finish
     this.idle = Promise.resolve(); // resolves when no recognition is running or waiting
     this.loading = null; // the model load in progress, if any
     this.lastLoadAt = -Infinity;
@@ -86,7 +95,7 @@ export class Recognizer {
       if (wait > 0) await sleep(wait); // newer versions arriving meanwhile replace the wanted one
       await this.idle; // recognition first: a stroke's result should not wait for a model reload
       const key = this.wantedKey;
-      const [name, version] = [key.slice(0, key.lastIndexOf('@')), key.slice(key.lastIndexOf('@') + 1)];
+      const [name, version] = splitKey(key);
       try {
         const url = `/api/models/${encodeURIComponent(name)}/model.onnx?v=${encodeURIComponent(version)}`;
         await withTimeout(this.remote.load(url), WORKER_TIMEOUT_MS, 'loading the model in the worker');
@@ -103,26 +112,61 @@ export class Recognizer {
   recognise(imageData, canvas) {
     return new Promise((resolve, reject) => {
       if (this.pending) this.pending.resolve(null);
+      if (this.seeing) { this.seeing.resolve(null); this.seeing = null; } // it was for an older drawing
       this.pending = { imageData, canvas, resolve, reject };
       this.pump();
     });
   }
 
+  /**
+   * What the model sees in the drawing recognised last: its first two convolutions' feature maps
+   * and the occlusion saliency, with RGBA pictures of them (activation-maps.js). Runs after any
+   * recognition waiting; resolves null if a newer drawing arrives first.
+   */
+  see(canvas) {
+    return new Promise((resolve, reject) => {
+      if (this.seeing) this.seeing.resolve(null);
+      this.seeing = { canvas, resolve, reject };
+      this.pump();
+    });
+  }
+
   async pump() {
-    if (this.busy || !this.pending) return;
-    const job = this.pending;
-    this.pending = null;
+    if (this.busy || !(this.pending || this.seeing)) return;
+    const job = this.pending || this.seeing; // a drawing to recognise goes first
+    if (job === this.pending) this.pending = null; else this.seeing = null;
     this.busy = true;
     let done;
     this.idle = new Promise((resolve) => { done = resolve; });
     try {
-      job.resolve(await this.run(job.imageData, job.canvas));
+      job.resolve(await (job.imageData ? this.run(job.imageData, job.canvas) : this.runSee(job.canvas)));
     } catch (err) {
       job.reject(err);
     } finally {
       this.busy = false;
-      if (this.pending) this.pump().then(done); else done();
+      if (this.pending || this.seeing) this.pump().then(done); else done();
     }
+  }
+
+  async runSee(canvas) {
+    if (!this.model) throw new Error('no model yet: train one first');
+    if (this.mode === 'worker' && this.loadedKey) {
+      const [name, version] = splitKey(this.loadedKey);
+      const url = `/api/models/${encodeURIComponent(name)}/activations.onnx?v=${encodeURIComponent(version)}`;
+      return withTimeout(this.remote.activations(url), WORKER_TIMEOUT_MS, 'the activation view');
+    }
+    // on the server: the same numbers as JSON, coloured here (a few thousand values)
+    const blob = await new Promise((resolve) => canvas.toBlob(resolve, 'image/png'));
+    const seen = await api(`/api/models/${encodeURIComponent(this.model)}/activations`, {
+      method: 'POST', body: blob, headers: { 'content-type': 'image/png' },
+    });
+    const dims = (maps) => [maps.length, maps[0].length, maps[0][0].length];
+    const raw = {
+      conv1: Float32Array.from(seen.conv1.flat(2)), conv1Dims: dims(seen.conv1),
+      conv2: Float32Array.from(seen.conv2.flat(2)), conv2Dims: dims(seen.conv2),
+      saliency: Float64Array.from(seen.saliency.flat()), input: Float32Array.from(decodePixels(seen.input), (v) => v / 255),
+    };
+    return { digit: seen.digit, ...raw, pictures: pictures(raw) };
   }
 
   async run(imageData, canvas) {
@@ -142,7 +186,7 @@ export class Recognizer {
         method: 'POST', body: blob, headers: { 'content-type': 'image/png' },
       });
       const bytes = decodePixels(result.input);
-      return { ...result, input: Float32Array.from(bytes, (v) => v / 255) };
+      return { ...result, runnerUp: result.runner_up, input: Float32Array.from(bytes, (v) => v / 255) };
     } catch (err) {
       if (err.status === 422 && /nothing drawn/.test(err.message)) return { empty: true, message: err.message };
       throw err;

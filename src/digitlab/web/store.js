@@ -7,8 +7,12 @@
 //   models       -                                  the model list changed (state.models)
 //   active       {name, version, changed, evaluate} the model in use changed or was re-saved
 //   model-saved  {model, version}                   a run saved an epoch of `model`
-//   run-ended    {model}                            a run finished, failed or was cancelled
+//   run-started  {run}                              the Train card follows a run (started, or found training)
+//   run-ended    {model, run}                       a run finished, failed or was cancelled
+//   run-deleted  {run}                              the Runs card deleted a run's record
 //   status       {text, kind}                       a line for the Train card's status ('good', 'warn', 'bad')
+//   follow-run   {run}                              another card started run `run`: the Train card shows it
+//   drawings     {added?}                           a drawing was taught (drawcard.js) or deleted
 
 /** Read by every card; each field has one writer (named on its right). */
 export const state = {

@@ -3,7 +3,8 @@
 // queued as they arrive and applied together in the page's animation frame, however fast they
 // come (a reloaded page's whole history in one go); what they change is shown at most ten times
 // a second (RENDER_MS: reads as live, and a frame's cost stays small and constant), at once when
-// a run starts or ends. Only text that changed is written to the DOM.
+// a run starts or ends. Only text that changed is written to the DOM. After a reload the last
+// run's curves come back: replayed live if it still trains, else read from the history.
 import { api, el, pct } from './api.js';
 import { LiveChart } from './charts.js';
 import { notify, state, subscribe } from './store.js';
@@ -19,11 +20,11 @@ export function createTrainCard({ requestFrame }) {
   const inbox = [];
   const run = { id: null, socket: null, epochs: 0, batches: 0, epoch: 0, batch: 0, elapsed: 0, imagesPerS: 0 };
   const lossChart = new LiveChart($('loss-chart'), {
-    title: 'Loss', series: [{ label: 'batch loss', stroke: '#2f6fed' }, { label: 'val loss', stroke: '#d2412f', points: true }],
+    title: 'Loss', series: [{ label: 'batch loss', stroke: '#2f6fed' }, { label: 'val loss', stroke: '#c0392b', points: true }],
   });
   const accChart = new LiveChart($('acc-chart'), {
     title: 'Accuracy', yRange: [0, 1],
-    series: [{ label: 'batch accuracy', stroke: '#2f6fed' }, { label: 'val accuracy', stroke: '#1a9a5a', points: true }],
+    series: [{ label: 'batch accuracy', stroke: '#2f6fed' }, { label: 'val accuracy', stroke: '#157a48', points: true }],
   });
 
   function setStatus(text, kind = '') {
@@ -114,7 +115,7 @@ export function createTrainCard({ requestFrame }) {
     run.socket = null;
     urgent = true;
     if (saved) { notify('model-saved', saved); saved = null; }
-    notify('run-ended', { model });
+    notify('run-ended', { model, run: run.id });
   }
 
   function renderProgress() {
@@ -122,7 +123,10 @@ export function createTrainCard({ requestFrame }) {
     const done = (run.epoch - 1) * run.batches + run.batch;
     const fraction = total ? Math.max(0, Math.min(1, (run.epoch === 0 ? 0 : done) / total)) : 0;
     setProgress(Math.round(1000 * fraction) / 1000);
-    if (!state.running) { setText('progress-text', fraction >= 1 ? 'done' : 'idle'); return; }
+    if (!state.running) {
+      setText('progress-text', fraction >= 1 ? 'done' : run.epoch > 0 ? `${run.epoch}/${run.epochs} epochs` : 'idle');
+      return;
+    }
     const eta = fraction > 0 ? run.elapsed / fraction - run.elapsed : NaN;
     setText('progress-text', `epoch ${Math.max(run.epoch, 1)}/${run.epochs} · ${Math.round(100 * fraction)}%`
       + (Number.isFinite(eta) ? ` · ETA ${eta < 60 ? `${eta.toFixed(0)} s` : `${(eta / 60).toFixed(1)} min`}` : '')
@@ -140,6 +144,7 @@ export function createTrainCard({ requestFrame }) {
     run.id = runId;
     lossChart.reset(); accChart.reset();
     setRunning(true);
+    notify('run-started', { run: runId });
     const proto = location.protocol === 'https:' ? 'wss' : 'ws';
     const socket = new WebSocket(`${proto}://${location.host}/api/runs/${runId}/events`);
     run.socket = socket;
@@ -195,6 +200,7 @@ export function createTrainCard({ requestFrame }) {
 
   // ---- what other cards tell this one --------------------------------------------------------
   subscribe('status', ({ text, kind }) => setStatus(text, kind));
+  subscribe('follow-run', ({ run: id }) => attach(id)); // a run another card started (drawings.js: fine-tune)
   subscribe('datasets', () => {
     const select = $('dataset');
     select.replaceChildren(...state.datasets.map((d) => el('option', { value: d.name, disabled: !d.available },
@@ -227,9 +233,30 @@ export function createTrainCard({ requestFrame }) {
         const kind = { finished: 'good', failed: 'bad', interrupted: 'bad', cancelled: 'warn' }[last.state] || '';
         setStatus(`Last run (${last.model}): ${last.state}${last.error ? `: ${last.error}` : ''}`
           + (last.test_accuracy != null ? `, test accuracy ${pct(last.test_accuracy, 2)}` : ''), kind);
+        await showRecorded(last);
       }
     } catch (err) { setStatus(`Could not read the run history: ${err.message}`, 'bad'); }
     await config;
+  }
+
+  /** A run that no longer trains: its curves from the history (thinned by the server), its progress. */
+  async function showRecorded(record) {
+    const points = Math.min(4000, 2 * lossChart.width());
+    try {
+      const s = await api(`/api/runs/${encodeURIComponent(record.id)}/series?points=${points}`);
+      if (run.socket) return; // a run started meanwhile: its own events fill the charts
+      run.id = record.id;
+      lossChart.load(0, s.batch.loss.x, s.batch.loss.y);
+      lossChart.load(1, s.epoch.val_loss.x, s.epoch.val_loss.y);
+      accChart.load(0, s.batch.accuracy.x, s.batch.accuracy.y);
+      accChart.load(1, s.epoch.val_accuracy.x, s.epoch.val_accuracy.y);
+      const planned = (record.config && record.config.epochs) || record.epochs_done || 0;
+      Object.assign(run, { epochs: planned, batches: 1, epoch: record.epochs_done, batch: 1 });
+      changed = true; urgent = true;
+      requestFrame();
+    } catch (err) {
+      setStatus(`Could not read the last run's curves: ${err.message}`, 'warn');
+    }
   }
 
   return { frame, start };
@@ -301,7 +328,7 @@ async function loadSummary(name) {
     const rows = s.layers.map((l) => el('tr', {}, el('td', {}, `${l.name} (${l.type})`),
       el('td', {}, `[${l.output_shape.map((d) => (d === null ? 'null' : d)).join(', ')}]`),
       el('td', { class: 'num' }, l.params.toLocaleString())));
-    const total = el('tr', {}, el('th', {}, 'Total'), el('th', {}), el('th', { class: 'num' }, s.total_params.toLocaleString()));
+    const total = el('tr', {}, el('th', { scope: 'row' }, 'Total'), el('td', {}), el('td', { class: 'num' }, s.total_params.toLocaleString()));
     $('summary').replaceChildren(head, ...rows, total);
   } catch (err) {
     $('summary').replaceChildren(el('tr', {}, el('td', {}, `summary unavailable: ${err.message}`)));

@@ -119,7 +119,8 @@ class Worker:
             config = replace(job.config, threads=self.threads)
             result = train_model(self.home, job.dataset, config, name=job.name, resume=job.resume,
                                  callbacks=[send], cancel=self.cancel, save_every_epoch=True,
-                                 on_saved=lambda name, record: model.update(name=name))
+                                 on_saved=lambda name, record: model.update(name=name),
+                                 with_drawings=job.with_drawings)
             last = result.fit.history[-1] if result.fit.history else None
             end = RunCancelled if result.fit.cancelled else RunFinished
             send(end(result.fit.epochs_done, last.val_accuracy if last else None,

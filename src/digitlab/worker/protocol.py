@@ -35,6 +35,7 @@ class TrainJob:
     name: str
     resume: str | None = None
     dataset_name: str = ""  # how the page names the dataset (a folder's API name)
+    with_drawings: bool = False  # mix in the user's taught drawings (digitlab.teach)
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,5 @@
 """The app's routes, one router per area; each takes the shared State as a dependency."""
 
-from . import datasets, meta, models, runs
+from . import activations, datasets, drawings, meta, models, runs
 
-ROUTERS = [meta.router, datasets.router, runs.router, models.router]
+ROUTERS = [meta.router, datasets.router, runs.router, models.router, activations.router, drawings.router]

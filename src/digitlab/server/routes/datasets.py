@@ -1,4 +1,4 @@
-"""The datasets this server offers: sizes, class balance, example images."""
+"""The datasets this server offers: sizes, class balance, example images, and downloading the remote ones."""
 
 from __future__ import annotations
 
@@ -9,6 +9,8 @@ import numpy as np
 from fastapi import APIRouter, Depends, HTTPException, Query
 
 from ...data import DatasetError
+from ...data.datasets import REMOTES
+from ..downloads import DownloadRefused, size_of
 from ..state import State, state_of
 
 router = APIRouter(prefix="/api/datasets")
@@ -18,7 +20,8 @@ router = APIRouter(prefix="/api/datasets")
 def datasets(state: State = Depends(state_of)):
     out = []
     for name in state.dataset_names():
-        entry = {"name": name, "available": state.available(name), "default": name == state.default_dataset}
+        entry = {"name": name, "available": state.available(name), "default": name == state.default_dataset,
+                 "downloadable": name in REMOTES, "download_size": size_of(name) if name in REMOTES else None}
         if entry["available"]:
             try:
                 entry.update(state.dataset(name).describe())
@@ -43,3 +46,34 @@ def examples(name: str, split: Literal["train", "test"] = "train", count: int = 
     return {"dataset": name, "split": split, "classes": list(ds.classes), "examples": [
         {"index": int(i), "label": int(labels[i]), "pixels": base64.b64encode(images[i].tobytes()).decode()}
         for i in idx]}
+
+
+def _remote(name: str, state: State) -> str:
+    if name not in state.dataset_names():
+        raise HTTPException(404, f"unknown dataset {name!r}")
+    if name not in REMOTES:
+        raise HTTPException(422, f"{name} cannot be downloaded: only {' and '.join(REMOTES)} can")
+    return name
+
+
+@router.get("/{name}/download")
+def download_status(name: str, state: State = Depends(state_of)):
+    """Where the dataset's download stands: idle, running (file, bytes done of total), finished, failed, cancelled."""
+    return state.downloads.status(_remote(name, state))
+
+
+@router.post("/{name}/download", status_code=202)
+def start_download(name: str, state: State = Depends(state_of)):
+    """Download and verify the dataset in a background thread (poll GET for progress); 409 if under way or here."""
+    try:
+        return state.downloads.start(_remote(name, state))
+    except DownloadRefused as exc:
+        raise HTTPException(409, str(exc)) from None
+
+
+@router.post("/{name}/download/cancel")
+def cancel_download(name: str, state: State = Depends(state_of)):
+    """Stop the download before its next chunk; the files verified so far stay, no partial one does."""
+    if not state.downloads.cancel(_remote(name, state)):
+        raise HTTPException(409, f"{name} is not downloading")
+    return {"dataset": name, "cancelling": True}

@@ -1,11 +1,11 @@
-"""Training runs: start (validated against TrainConfig), list, cancel, and their live event stream."""
+"""Training runs: start (validated against TrainConfig), list (paged), curves, delete, cancel, live event stream."""
 
 from __future__ import annotations
 
 import json
 from typing import Literal, Optional
 
-from fastapi import APIRouter, Depends, HTTPException, WebSocket, WebSocketDisconnect
+from fastapi import APIRouter, Depends, HTTPException, Query, WebSocket, WebSocketDisconnect
 from pydantic import ConfigDict, Field, create_model
 from starlette.concurrency import run_in_threadpool
 
@@ -38,6 +38,8 @@ RunRequest = create_model(
     dataset=(str, Field("sample", max_length=200)),
     name=(Optional[str], Field(None, max_length=64, description="the model's name (default: DATASET-DATE-TIME)")),
     resume=(Optional[str], Field(None, max_length=64, description="continue this saved model")),
+    with_drawings=(bool, Field(False, description="mix in the drawings taught with POST /api/drawings "
+                                                  "(the held-out ones measure before and after)")),
     **{spec["name"]: _field(spec) for spec in api_fields()},
 )
 
@@ -68,7 +70,10 @@ def start_run(req: RunRequest, state: State = Depends(state_of)):
         raise HTTPException(409, str(exc)) from None
     except StoreError as exc:
         raise HTTPException(422, str(exc)) from None
-    job = P.TrainJob(state.specs[req.dataset], config, name, req.resume, dataset_name=req.dataset)
+    if req.with_drawings and not any(not d.damaged and not d.heldout for d in state.drawings.list()):
+        raise HTTPException(422, "with_drawings: no drawings to learn from yet; teach some first (POST /api/drawings)")
+    job = P.TrainJob(state.specs[req.dataset], config, name, req.resume, dataset_name=req.dataset,
+                     with_drawings=req.with_drawings)
     try:
         run = state.manager.start(job)
     except Busy as exc:
@@ -79,8 +84,11 @@ def start_run(req: RunRequest, state: State = Depends(state_of)):
 
 
 @router.get("")
-def list_runs(state: State = Depends(state_of)):
-    return {"runs": state.db.list(), "active": state.manager.active}
+def list_runs(offset: int = Query(0, ge=0, le=2**31 - 1), limit: int = Query(100, ge=1, le=500),
+              state: State = Depends(state_of)):
+    """Runs newest first, `limit` from `offset`, with `total` and the `active` (training) run's id."""
+    return {"runs": state.db.list(limit, offset), "total": state.db.count(), "offset": offset, "limit": limit,
+            "active": state.manager.active}
 
 
 @router.get("/{run}")
@@ -89,6 +97,28 @@ def get_run(run: str, state: State = Depends(state_of)):
     if record is None:
         raise HTTPException(404, f"no run {run!r}")
     return record
+
+
+@router.get("/{run}/series")
+def run_series(run: str, points: int = Query(1000, ge=10, le=20000), state: State = Depends(state_of)):
+    """The run's curves from the history, each thinned to at most `points` (min and max per column)."""
+    record = state.db.get_state(run)
+    if record is None:
+        raise HTTPException(404, f"no run {run!r}")
+    return {**state.db.series(run, points), "state": record}
+
+
+@router.delete("/{run}")
+def delete_run(run: str, state: State = Depends(state_of)):
+    """Forget a run: its record and events. Its model stays (DELETE /api/models/{name} removes that)."""
+    current = state.db.get_state(run)
+    if current is None:
+        raise HTTPException(404, f"no run {run!r}")
+    if current == "running" or state.manager.active == run:
+        raise HTTPException(409, f"run {run} is training; cancel it first")
+    if not state.db.delete(run):
+        raise HTTPException(409, f"run {run} is training; cancel it first")
+    return {"id": run, "deleted": True}
 
 
 @router.post("/{run}/cancel")
