@@ -88,7 +88,9 @@ export function createModelsCard() {
     $('details-name').textContent = m ? m.name : 'the model in use';
     const p = m && m.provenance;
     if (!p) {
-      $('provenance').replaceChildren(el('dd', { class: 'muted' }, m ? 'Not recorded (a model from an older version).' : 'No model yet.'));
+      // a <dl> holds dt/dd pairs only (axe: definition-list), so the note gets its term too
+      $('provenance').replaceChildren(el('dt', {}, 'recipe'),
+        el('dd', { class: 'muted' }, m ? 'Not recorded (a model from an older version).' : 'No model yet.'));
       return;
     }
     if (p.imported) { // `digitlab import`: a TF.js model, trained elsewhere
