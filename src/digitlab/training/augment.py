@@ -2,9 +2,10 @@
 aspect, shear, translation) and, sometimes, a thicker or thinner stroke.
 
 Drawn digits differ from MNIST's in exactly these ways (slant, proportions, position, pen), so
-the model learns to read them. The random draws for a whole batch are made up front from the
-run's generator (same seed, same draws, however the batch is split into shards); the warping
-itself runs on each shard's own thread, overlapping the other shards' forward/backward.
+the model learns to read them. The random draws for a whole epoch are made up front from the
+run's generator in one call (same seed, same draws, however a batch is split into shards); the
+warping itself runs on each shard's own thread, overlapping the other shards' forward/backward
+(on the fused CPU path in one C pass with the gather: kernels.augment_gather).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ STROKE_SHARE = 1 / 3  # of the images get a thicker stroke, as many a thinner on
 
 @dataclass
 class Draws:
-    """One batch's random transforms: `theta` (n, 2, 3) sampling matrices, `stroke` (n,) in {-1, 0, 1}."""
+    """Random transforms of n images: `theta` (n, 2, 3) sampling matrices, `stroke` (n,) in {-1, 0, 1}."""
 
     theta: torch.Tensor
     stroke: torch.Tensor
@@ -63,7 +64,7 @@ def draw(n: int, shift: int, distort: float, gen: torch.Generator) -> Draws:
 
 
 def apply(x: torch.Tensor, draws: Draws) -> torch.Tensor:
-    """Float images (n, 1, 28, 28) in [0, 1] -> the same images warped by `draws` (channels_last kept)."""
+    """Float images (n, 1, 28, 28) in [0, 1] -> the same images warped by `draws`."""
     grid = F.affine_grid(draws.theta, list(x.shape), align_corners=False)
     out = F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
     for sign, pick in ((1, torch.maximum), (-1, torch.minimum)):
