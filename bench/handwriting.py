@@ -31,12 +31,6 @@ RECIPES = {
 }
 
 
-def ece(probabilities: np.ndarray, labels: np.ndarray, bins: int = 15) -> float:
-    """Expected calibration error: the mean |accuracy - confidence| over equal-width confidence bins."""
-    from digitlab.inference.confidence import expected_calibration_error
-    return expected_calibration_error(probabilities, labels, bins)
-
-
 def breakdown(digits, correct: np.ndarray) -> dict:
     """Accuracy per digit, per style and per tag value."""
     groups: dict[str, dict[str, list[bool]]] = defaultdict(lambda: defaultdict(list))
@@ -51,7 +45,8 @@ def breakdown(digits, correct: np.ndarray) -> dict:
 def evaluate_recipe(name: str, overrides: dict, dataset, halves: dict) -> dict:
     import torch
 
-    from digitlab.inference.confidence import flags
+    from digitlab.inference.confidence import expected_calibration_error as ece
+    from digitlab.inference.confidence import flags, softmax
     from digitlab.training.calibrate import calibrate
     from digitlab.models import build
     from digitlab.training import TrainConfig, fit
@@ -74,8 +69,8 @@ def evaluate_recipe(name: str, overrides: dict, dataset, halves: dict) -> dict:
         with torch.inference_mode():
             logits = model(torch.from_numpy(x).unsqueeze(1)).double().numpy()
         labels = np.array([d.label for d in digits])
-        raw = _softmax(logits)
-        scaled = _softmax(logits / cal["temperature"])
+        raw = softmax(logits)
+        scaled = softmax(logits / cal["temperature"])
         top = scaled.argmax(1)
         correct = top == labels
         unsure = ~flags(scaled, cal["min_probability"], cal["min_margin"])
@@ -86,12 +81,6 @@ def evaluate_recipe(name: str, overrides: dict, dataset, halves: dict) -> dict:
             "right_flagged_unsure": round(float(unsure[correct].mean()), 4),
             **breakdown(digits, correct)}
     return out
-
-
-def _softmax(z: np.ndarray) -> np.ndarray:
-    z = z - z.max(1, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(1, keepdims=True)
 
 
 def main(names: list[str] | None = None) -> dict:

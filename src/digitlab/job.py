@@ -9,7 +9,7 @@ from typing import Callable, Iterable
 import torch
 
 from .data import DatasetError, load_dataset
-from .data.datasets import DIGITS
+from .data.datasets import is_digits
 from .models import ModelStore, build, layer_table
 from .models.store import class_count
 from .models.export import onnx_bytes
@@ -51,7 +51,7 @@ def train_model(home: Path, dataset: str = "sample", config: TrainConfig | None 
     ds = load_dataset(dataset, home=home, progress=progress)
     teaching = None
     if with_drawings:
-        if tuple(ds.classes) != DIGITS:
+        if not is_digits(ds):
             raise DatasetError(f"with_drawings: the taught drawings are digits, but {ds.name} has other classes "
                                f"({', '.join(ds.classes[:4])}...)")
         from .teach import Teaching

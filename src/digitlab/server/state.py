@@ -27,8 +27,25 @@ class ErrorBody(BaseModel):
     error: str
 
 
+MAX_UPLOAD = 5 << 20  # bytes accepted in one request body (an image, pixels, a drawing)
+
+
 def error(status: int, message: str) -> JSONResponse:
     return JSONResponse({"error": message}, status_code=status)
+
+
+async def read_body(request, limit: int = MAX_UPLOAD) -> bytes | JSONResponse:
+    """The request body, or a one-line 413 once it passes `limit` bytes (declared or streamed)."""
+    too_big = error(413, f"body larger than {limit // (1 << 20)} MB")
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        return too_big
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            return too_big
+    return bytes(body)
 
 
 class State:

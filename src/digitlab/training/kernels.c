@@ -232,7 +232,6 @@ CONV_POOL_RELU(8, 16)   /* 13x13x8 -> 5x5x16 */
 static inline float fmaxf3(float a, float b, float c) { float m = a > b ? a : b; return m > c ? m : c; }
 static inline float fminf3(float a, float b, float c) { float m = a < b ? a : b; return m < c ? m : c; }
 
-#define AUG_MAX_PIXELS 4096
 #define AUG_MAX_PADDED ((64 + 2) * (64 + 2))
 
 int augment_gather(const unsigned char *src, const long long *idx, int n, int H, int W,

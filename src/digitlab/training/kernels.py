@@ -172,7 +172,7 @@ class ToNCHW(nn.Module):
         return x.permute(0, 3, 1, 2)
 
 
-AUG_MAX_PIXELS = 4096  # kernels.c
+AUG_MAX_SIDE = 64  # kernels.c: AUG_MAX_PADDED
 
 
 def augment_gather(x: torch.Tensor, part: torch.Tensor, theta: torch.Tensor, stroke: torch.Tensor) -> torch.Tensor:
@@ -183,5 +183,5 @@ def augment_gather(x: torch.Tensor, part: torch.Tensor, theta: torch.Tensor, str
     theta, stroke = theta.to(torch.float32).contiguous(), stroke.to(torch.int8).contiguous()
     out = torch.empty(n, 1, h, w)
     if LIB.augment_gather(_ptr(x), _ptr(part), n, h, w, _ptr(theta), _ptr(stroke), _ptr(out)) != 0:
-        raise ValueError(f"augment_gather takes images of at most {AUG_MAX_PIXELS} pixels, got {h}x{w}")
+        raise ValueError(f"augment_gather takes images of at most {AUG_MAX_SIDE}x{AUG_MAX_SIDE} pixels, got {h}x{w}")
     return out

@@ -11,8 +11,7 @@ from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
 from ...inference.activations import ActivationError, ActivationModel, activation_graph
-from ..state import State, error, state_of
-from .drawings import read_body
+from ..state import State, error, read_body, state_of
 from .models import PixelsRequest, body_to_input, input_b64
 
 router = APIRouter(prefix="/api/models")

@@ -19,10 +19,9 @@ from ...data import DatasetError
 from ...data.drawings import PNG_SIDE, DrawingNotFound
 from ...inference import PreprocessError, decode_image, decode_to_input, pixels_to_input
 from ...models.store import check_name
-from ..state import State, error, state_of
+from ..state import State, error, read_body, state_of
 
 router = APIRouter(prefix="/api/drawings")
-MAX_BODY = 5 << 20  # bytes, as the predict route
 DRAWING_ID = Path(..., ge=1, le=2**53, description="the drawing's id (ids are never reused)")
 _png_slot = threading.BoundedSemaphore(1)  # the stored copy of an uploaded image: one decode at a time
 
@@ -34,20 +33,6 @@ class DrawingRequest(BaseModel):
     pixels: list[list[float]] = Field(..., min_length=28, max_length=2000)
     label: int = Field(..., ge=0, le=9, description="the digit it is")
     model: Optional[str] = Field(None, max_length=64, description="the model that read it (its answer is recorded)")
-
-
-async def read_body(request: Request, limit: int = MAX_BODY) -> bytes | Response:
-    """The request body, or a one-line 413 once it passes `limit` bytes (declared or streamed)."""
-    too_big = error(413, f"body larger than {limit // (1 << 20)} MB")
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > limit:
-        return too_big
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > limit:
-            return too_big
-    return bytes(body)
 
 
 def _png(image) -> bytes:

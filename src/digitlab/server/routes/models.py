@@ -16,10 +16,9 @@ from ...data import DatasetError
 from ...inference import PreprocessError, decode_to_input, pixels_to_input
 from ...inference.confidence import of_record
 from ...models import tfjs
-from ..state import State, error, state_of
+from ..state import State, error, read_body, state_of
 
 router = APIRouter(prefix="/api/models")
-MAX_UPLOAD = 5 << 20  # bytes accepted by the predict route
 
 
 class PixelsRequest(BaseModel):
@@ -163,18 +162,13 @@ def model_tfjs_zip(name: str, request: Request, state: State = Depends(state_of)
     "image/jpeg": {"schema": {"type": "string", "format": "binary"}},
     "application/json": {"schema": PixelsRequest.model_json_schema()}}}})
 async def predict(name: str, request: Request, state: State = Depends(state_of)):
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > MAX_UPLOAD:
-        return error(413, f"body larger than {MAX_UPLOAD // (1 << 20)} MB")
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > MAX_UPLOAD:
-            return error(413, f"body larger than {MAX_UPLOAD // (1 << 20)} MB")
+    body = await read_body(request)
+    if isinstance(body, Response):
+        return body
     if not body:
         return error(400, "empty body: send a PNG/JPEG image or {\"pixels\": [[...]]}")
     is_json = request.headers.get("content-type", "").startswith("application/json")
-    return await run_in_threadpool(_predict, state, name, bytes(body), is_json)
+    return await run_in_threadpool(_predict, state, name, body, is_json)
 
 
 def body_to_input(body: bytes, is_json: bool):
