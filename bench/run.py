@@ -83,23 +83,30 @@ def table(results: dict) -> str:
         add("")
     if "ui_frames" in results:
         r = results["ui_frames"]
-        add(f"the page ({r['page']}), drawing on the pad, {r['seconds']:g} s each; run: sample, batch {r['batch_size']}")
-        add(f"{'':22}{'frame p50':>10}{'p99':>7}{'max':>7}{'long tasks':>11}{'max ms':>7}{'draw p50':>9}{'p95':>7}")
-        for key, label in (("idle", "idle"), ("cli_busy", "digitlab train (CLI)"),
-                           ("server_unsubscribed", "run, not subscribed"), ("streaming", "run, streaming"),
-                           ("history_streaming", "streaming, Runs open")):
-            if key not in r:
-                continue
-            v = r[key]
-            f, lt, d = v["frame_interval_ms"], v["long_tasks"], v["draw_to_prediction_ms"]
-            add(f"{label:22}{f['p50']:>10}{f['p99']:>7}{f['max']:>7}{lt['count']:>11}{lt['max_ms']:>7}"
-                f"{d['p50']:>9}{d['p95']:>7}")
-        rl, sp = r["reload"], r["training_speed"]
-        add(f"reloaded mid-run: {rl['events_in_window']} events replayed and live in {rl['long_tasks']['count']} long "
-            f"tasks (max {rl['long_tasks']['max_ms']} ms)")
-        if sp["ratio"]:
-            add(f"training speed: {sp['unsubscribed']['epoch_s']} s/epoch not subscribed, {sp['streaming']['epoch_s']} s "
-                f"streaming ({sp['ratio']:.2f}x)")
+        runs = r.get("runs", [r])
+        add(f"the page ({r['page']}), drawing on the pad, {r['seconds']:g} s each; run: sample, batch {r['batch_size']}; "
+            f"{len(runs)} run{'s' * (len(runs) > 1)}, one row each")
+        add(f"{'':22}{'frame p50':>10}{'p99':>7}{'max':>7}{'long tasks':>11}{'max ms':>7}{'draw p50':>9}{'p95':>7}"
+            f"{'main CPU':>9}")
+        for key, label in (("idle", "idle"), ("idle_activation_view_off", "idle, view folded"),
+                           ("cli_busy", "digitlab train (CLI)"), ("server_unsubscribed", "run, not subscribed"),
+                           ("streaming", "run, streaming"), ("history_streaming", "streaming, Runs open")):
+            for one in runs:
+                if key not in one:
+                    continue
+                v = one[key]
+                f, lt, d = v["frame_interval_ms"], v["long_tasks"], v["draw_to_prediction_ms"]
+                cpu = v.get("chromium_cpu_s_per_s", {}).get("renderer_main")
+                add(f"{label:22}{f['p50']:>10}{f['p99']:>7}{f['max']:>7}{lt['count']:>11}{lt['max_ms']:>7}"
+                    f"{d['p50']:>9}{d['p95']:>7}{'' if cpu is None else f'{cpu:>9.2f}'}")
+        for one in runs:
+            rl, sp, t = one["reload"], one["training_speed"], one.get("targets", {})
+            add(f"reloaded mid-run: {rl['events_in_window']} events replayed and live, {rl['long_tasks']['count']} long "
+                f"tasks (max {rl['long_tasks']['max_ms']} ms)"
+                + (f"; training {sp['unsubscribed']['epoch_s']} s/epoch not subscribed, {sp['streaming']['epoch_s']} s "
+                   f"streaming ({sp['ratio']:.2f}x)" if sp["ratio"] else "")
+                + (f"; streaming/idle: p99 x{t['streaming_p99_over_idle']}, draw p95 x{t['draw_p95_streaming_over_idle']}"
+                   if t else ""))
     return "\n".join(lines)
 
 

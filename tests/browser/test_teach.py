@@ -105,8 +105,11 @@ def test_activation_view_appears_follows_the_drawing_and_folds(tpage):
     seven = canvas_digest(page)
     assert all(a != b for a, b in zip(seven, one))
 
-    # folded: nothing is computed or painted; unfolded: the drawing's maps come back
-    painted = page.js("document.querySelector('#sees').dataset.painted")
+    # folded: nothing is computed or painted; unfolded: the drawing's maps come back. First the view
+    # settles: the stroke's last maps may still be computing (in parts) when an earlier one shows 7.
+    painted = None
+    while painted != (painted := page.js("document.querySelector('#sees').dataset.painted")):
+        page.page.wait_for_timeout(500)
     page.page.click("#sees summary")
     assert not page.js("document.querySelector('#sees').open")
     clear(page)

@@ -1,18 +1,23 @@
-// Charts (uPlot) whose cost per redraw stays small and constant however long the run.
+// Charts whose cost per redraw stays small and constant however long the run.
 //
-// LiveChart streams: push() only appends to arrays; flush() redraws, and only when there are new
-// points (the caller decides how often: train.js at most ten times a second). OverlayChart shows
-// finished curves of several runs at once (the Runs card). Either way a long series is decimated
-// before uPlot sees it, to its lowest and highest point per pixel column, so a redraw costs the
-// same at epoch 1 and epoch 2,000. Charts follow their container's width (ResizeObserver).
+// LiveChart streams (the Train card's loss and accuracy): push() only appends to arrays; flush()
+// sends the points that are new since the last flush to the chart worker (chart-worker.js), which
+// holds every point, draws on the chart's OffscreenCanvas and commits it to the compositor: the
+// drawing, its paint and its commit never run on the page's main thread (where OffscreenCanvas is
+// missing, the same ChartState draws here). The caller decides how often to flush: train.js at
+// most ten times a second. OverlayChart (uPlot) shows finished curves of several runs at once
+// (the Runs card), redrawn when the selection changes. Either way a long series is decimated to its
+// lowest and highest point per pixel column, so a redraw costs the same at epoch 1 and epoch 2,000.
+// Charts follow their container's width (ResizeObserver).
 //
 // Each chart has a text alternative: the plot is an image whose name summarises it, and a
 // "table" disclosure under it lists the numbers (built only while open). Its legend is made of
 // buttons (keyboard: Tab, Enter) that show and hide a series. The container says what it holds,
 // for tests and tools: data-points (points drawn), data-length (points held), data-redraws
-// (redraws so far) and data-draw-ms (how long the last redraw took).
+// (redraws so far) and data-draw-ms (how long the last redraw took; for a live chart, its drawing,
+// and data-wait-ms how long its canvas first waited for the compositor).
 import uPlot from './vendor/uPlot.esm.js';
-
+import { ChartState, HEIGHT as LIVE_HEIGHT, decimate } from './chart-draw.js';
 const HEIGHT = 200;
 const MIN_WIDTH = 160;
 const fmt = (v, digits = 4) => (v == null || !Number.isFinite(v) ? '–' : v.toFixed(digits));
@@ -36,16 +41,19 @@ class Chart {
     this.table.append(summary);
     this.table.addEventListener('toggle', () => this.renderTable());
     container.append(this.legend, this.table);
-    new ResizeObserver(() => {
-      if (!this.plot) return;
-      const w = this.width();
-      if (w === this.plot.width) return;
-      this.plot.setSize({ width: w, height: HEIGHT });
-      this.resized();
-    }).observe(container);
+    new ResizeObserver(() => this.resize()).observe(container);
   }
 
   width() { return Math.max(Math.floor(this.container.clientWidth) || 300, MIN_WIDTH); }
+
+  /** The container's width changed (maybe): uPlot is resized to it and redrawn. */
+  resize() {
+    if (!this.plot) return;
+    const w = this.width();
+    if (w === this.plot.width) return;
+    this.plot.setSize({ width: w, height: HEIGHT });
+    this.resized();
+  }
 
   /** The plot's pixel columns: what decimation aims at. */
   columns() {
@@ -81,8 +89,9 @@ class Chart {
       ],
     }, [[], ...series.map(() => [])], this.container);
     this.container.insertBefore(this.plot.root, this.legend);
-    this.plot.root.setAttribute('role', 'img');
-    this.plot.root.setAttribute('aria-label', `${this.title}: no data yet`);
+    this.root = this.plot.root;
+    this.root.setAttribute('role', 'img');
+    this.root.setAttribute('aria-label', `${this.title}: no data yet`);
   }
 
   /** Legend buttons, one per series: pressed = shown. */
@@ -99,11 +108,13 @@ class Chart {
       button.addEventListener('click', () => {
         const show = button.getAttribute('aria-pressed') !== 'true';
         button.setAttribute('aria-pressed', String(show));
-        this.plot.setSeries(i + 1, { show });
+        this.setShown(i, show);
       });
       return button;
     }));
   }
+
+  setShown(i, show) { this.plot.setSeries(i + 1, { show }); }
 
   /** uPlot's data: decimated, aligned on one x. Returns the points drawn. */
   setData(series) {
@@ -124,7 +135,7 @@ class Chart {
   }
 
   label(text) {
-    if (this.plot && this.plot.root.getAttribute('aria-label') !== text) this.plot.root.setAttribute('aria-label', text);
+    if (this.root && this.root.getAttribute('aria-label') !== text) this.root.setAttribute('aria-label', text);
   }
 
   /** The disclosure's table: rows of cells, built only while it is open. */
@@ -155,6 +166,23 @@ function sparse(u, i) {
   return n > 0 && n <= u.bbox.width / (8 * (window.devicePixelRatio || 1));
 }
 
+/** The chart worker, shared by every live chart; null where OffscreenCanvas cannot be used. */
+let chartWorker;
+const surfaces = new Map(); // chart id -> the LiveChart told about its redraws
+function worker() {
+  if (chartWorker !== undefined) return chartWorker;
+  chartWorker = null;
+  if (typeof OffscreenCanvas === 'undefined' || !HTMLCanvasElement.prototype.transferControlToOffscreen) return null;
+  try {
+    chartWorker = new Worker(new URL('./chart-worker.js', import.meta.url), { type: 'module' });
+    chartWorker.onmessage = ({ data }) => { const chart = surfaces.get(data.id); if (chart) chart.drawn(data); };
+  } catch {
+    chartWorker = null;
+  }
+  return chartWorker;
+}
+let nextId = 0;
+
 export class LiveChart extends Chart {
   /** series: [{label, stroke, points?}], e.g. batch loss (line) and val loss (per epoch, points). */
   constructor(container, { title, series, yRange }) {
@@ -162,14 +190,60 @@ export class LiveChart extends Chart {
     this.spec = series;
     this.kinds = series.map((s) => (s.points ? 'points' : 'line'));
     this.series = series.map(() => ({ x: [], y: [] }));
+    this.sent = series.map(() => 0); // points of each series the drawing side has
     this.length = 0;
     this.dirty = false;
-    this.build(series);
+    this.id = nextId++;
+    const canvas = document.createElement('canvas');
+    canvas.className = 'live-plot';
+    canvas.setAttribute('role', 'img');
+    canvas.setAttribute('aria-label', `${title}: no data yet`);
+    container.insertBefore(canvas, this.legend);
+    this.root = canvas;
+    this.drawnWidth = this.width();
+    canvas.style.width = `${this.drawnWidth}px`;
+    canvas.style.height = `${LIVE_HEIGHT}px`;
+    const spec = { title, yRange, series: series.map(({ label, stroke, points }) => ({ label, stroke, points })) };
+    const dpr = window.devicePixelRatio || 1;
+    const w = worker();
+    if (w) {
+      const offscreen = canvas.transferControlToOffscreen();
+      surfaces.set(this.id, this);
+      w.postMessage({ type: 'init', id: this.id, canvas: offscreen, spec, width: this.drawnWidth, dpr }, [offscreen]);
+      this.post = (m) => w.postMessage({ ...m, id: this.id });
+    } else { // drawn here, by the same code, in the page's next frame
+      const state = new ChartState(spec, this.drawnWidth, dpr);
+      const ctx = canvas.getContext('2d');
+      let queued = false;
+      this.post = (m) => {
+        state.apply(m);
+        if (queued) return;
+        queued = true;
+        requestAnimationFrame(() => { queued = false; this.drawn({ ...state.draw(canvas, ctx), redraws: state.redraws }); });
+      };
+      this.post({ type: 'size', width: this.drawnWidth, dpr });
+    }
     this.buildLegend(series);
     this.describe(0);
   }
 
-  resized() { this.dirty = true; this.flush(); } // the decimation depends on the width
+  /** The drawing side's news after a redraw: written to the container's data-* attributes. */
+  drawn({ points, ms, waitMs, redraws }) {
+    this.redraws = redraws;
+    this.container.dataset.drawMs = ms.toFixed(2);
+    this.container.dataset.waitMs = waitMs.toFixed(2);
+    this.describe(points);
+  }
+
+  resize() {
+    const width = this.width();
+    if (width === this.drawnWidth) return;
+    this.drawnWidth = width;
+    this.root.style.width = `${width}px`;
+    this.post({ type: 'size', width, dpr: window.devicePixelRatio || 1 });
+  }
+
+  setShown(i, show) { this.post({ type: 'show', series: i, show }); }
 
   /** Append one x with a value per series (null where a series has none). */
   push(x, values) {
@@ -186,20 +260,30 @@ export class LiveChart extends Chart {
   load(i, xs, ys) {
     this.length += xs.length - this.series[i].x.length;
     this.series[i] = { x: xs.slice(), y: ys.slice() };
+    this.post({ type: 'load', series: i, x: xs.slice(), y: ys.slice() });
+    this.sent[i] = xs.length;
     this.dirty = true;
   }
 
   reset() {
     this.series = this.series.map(() => ({ x: [], y: [] }));
+    this.sent = this.series.map(() => 0);
     this.length = 0;
+    this.post({ type: 'reset' });
     this.dirty = true;
   }
 
-  /** Redraw if there are new points; returns whether it did. */
+  /** Send the points that are new since the last flush to be drawn, if any; returns whether there were. */
   flush() {
     if (!this.dirty) return false;
     this.dirty = false;
-    this.setData(this.series);
+    const points = [];
+    this.series.forEach((s, i) => {
+      if (s.x.length > this.sent[i]) points.push([i, s.x.slice(this.sent[i]), s.y.slice(this.sent[i])]);
+      this.sent[i] = s.x.length;
+    });
+    if (points.length) this.post({ type: 'append', points });
+    this.describe(this.shown < 0 ? 0 : this.shown);
     this.label(this.summary());
     // the table has a row per finished epoch: rebuilt when one ends, not at every batch
     const epochs = this.series.reduce((n, s, i) => (this.kinds[i] === 'points' ? n + s.x.length : n), 0);
@@ -293,33 +377,6 @@ export class OverlayChart extends Chart {
         r.val.y.length ? fmt(pick(...r.val.y)) : '–']),
     };
   }
-}
-
-/**
- * At most two points per pixel column of [x0, xn], its lowest and highest in x order (min/max
- * decimation): the line through them fills the same pixel columns, the same heights, as the line
- * through all of them. A series of under two points per column comes back as it is.
- */
-export function decimate(xs, ys, columns) {
-  const n = xs.length;
-  if (n <= 2 * columns) return { x: xs, y: ys };
-  const x0 = xs[0];
-  const scale = columns / (xs[n - 1] - x0 || 1);
-  const column = (x) => Math.min(columns - 1, Math.floor((x - x0) * scale));
-  const outX = [], outY = [];
-  let i = 0;
-  while (i < n) {
-    const col = column(xs[i]);
-    let lo = i, hi = i;
-    for (i++; i < n && column(xs[i]) === col; i++) {
-      if (ys[i] < ys[lo]) lo = i;
-      if (ys[i] > ys[hi]) hi = i;
-    }
-    const a = Math.min(lo, hi), b = Math.max(lo, hi);
-    outX.push(xs[a]); outY.push(ys[a]);
-    if (b !== a) { outX.push(xs[b]); outY.push(ys[b]); }
-  }
-  return { x: outX, y: outY };
 }
 
 /**

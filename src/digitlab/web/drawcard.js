@@ -25,9 +25,10 @@ export function createDrawCard({ requestFrame }) {
   const note = $('recognizer');
   const recognizer = new Recognizer({
     onModeChange: (mode, reason) => {
-      note.dataset.mode = mode;
-      if (mode === 'server') note.textContent = `Recognising on the server: the in-page worker could not start (${reason}).`;
-      else if (recognizer.model) note.textContent = `Recognised in your browser (Web Worker, onnxruntime-web) with model ${recognizer.model}.`;
+      if (note.dataset.mode !== mode) note.dataset.mode = mode;
+      const text = mode === 'server' ? `Recognising on the server: the in-page worker could not start (${reason}).`
+        : recognizer.model ? `Recognised in your browser (Web Worker, onnxruntime-web) with model ${recognizer.model}.` : null;
+      if (text !== null && note.textContent !== text) note.textContent = text; // called after every reload: same text, no layout
     },
   });
   let drawingDirty = false;

@@ -3,7 +3,7 @@
 import * as Comlink from './vendor/comlink.min.mjs';
 import * as ort from './vendor/ort.wasm.min.mjs';
 import { rgbaToInput, PreprocessError } from './preprocess.js';
-import { PATCHES, occlusionBatch, pictures, saliency } from './activation-maps.js';
+import { PATCHES, SIZE, occlusionBatch, pictures, saliency } from './activation-maps.js';
 
 ort.env.wasm.wasmPaths = new URL('./vendor/', import.meta.url).href;
 ort.env.wasm.numThreads = 1; // a 54k-parameter model: threads would cost more than they save
@@ -13,6 +13,8 @@ let session = null;
 let loadedUrl = null;
 let lastInput = null; // the last drawing's model input, for activations()
 let seeing = null; // {url, session} or {url, error}: the activation graph of the model in use
+let occluded = null; // the occlusion batch being run in parts: {url, input, batch, next, probabilities, ...}
+const BATCH = 1 + PATCHES.length;
 
 const api = {
   /** Load (or reload, after an epoch) the model at `url`; resolves to its URL. */
@@ -20,7 +22,12 @@ const api = {
     const response = await fetch(url, { cache: 'no-cache' });
     if (!response.ok) throw new Error(`could not fetch the model (${response.status})`);
     const bytes = new Uint8Array(await response.arrayBuffer());
-    session = await ort.InferenceSession.create(bytes, { executionProviders: ['wasm'] });
+    const next = await ort.InferenceSession.create(bytes, { executionProviders: ['wasm'] });
+    // a session's first run prepares its kernels (up to tens of ms): done here, during the reload,
+    // not in the first drawing's recognition
+    await next.run({ [next.inputNames[0]]: new ort.Tensor('float32', new Float32Array(SIZE * SIZE), [1, 1, SIZE, SIZE]) });
+    if (session) session.release();
+    session = next;
     loadedUrl = url;
     return url;
   },
@@ -55,33 +62,50 @@ const api = {
 
   /**
    * What the model sees in the last drawing predicted: its activation graph (fetched from `url`
-   * once per model version) on the occlusion batch. Resolves to {digit, conv1, conv1Dims, conv2,
-   * conv2Dims, saliency, input, pictures: {conv1, conv2, saliency} as RGBA, ms}, or null before
-   * any drawing.
+   * once per model version) on the occlusion batch of 1 + 169 images. In parts, so that a drawing
+   * waiting to be recognised never waits for the whole batch: images [from, to) run now, and the
+   * call that completes the batch resolves to {digit, conv1, conv1Dims, conv2, conv2Dims, saliency,
+   * input, pictures: {conv1, conv2, saliency} as RGBA, ms}; the others to {partial: true}. Without
+   * a range, the whole batch at once. Null before any drawing, or when a part belongs to an older
+   * drawing than the last one predicted (its batch is gone).
    */
-  async activations(url) {
+  async activations(url, from = 0, to = BATCH) {
     if (!lastInput) return null;
-    if (!seeing || seeing.url !== url) {
-      const old = seeing;
-      seeing = await loadActivations(url);
-      if (old && old.session) old.session.release(); // the previous version's
+    if (from === 0) {
+      if (!seeing || seeing.url !== url) {
+        const old = seeing;
+        seeing = await loadActivations(url);
+        if (old && old.session) old.session.release(); // the previous version's
+      }
+      if (seeing.error) throw new Error(seeing.error);
+      occluded = { url, input: lastInput, batch: occlusionBatch(lastInput), next: 0, ms: 0, probabilities: null };
     }
-    if (seeing.error) throw new Error(seeing.error);
+    const job = occluded;
+    if (!job || job.input !== lastInput || job.url !== url || job.next !== from || to <= from || to > BATCH) return null;
     const t0 = performance.now();
-    const input = lastInput;
     const graph = seeing.session;
-    const n = 1 + PATCHES.length;
-    const out = await graph.run({ [graph.inputNames[0]]: new ort.Tensor('float32', occlusionBatch(input), [n, 1, 28, 28]) });
+    const n = to - from;
+    const images = job.batch.slice(from * SIZE * SIZE, to * SIZE * SIZE);
+    const out = await graph.run({ [graph.inputNames[0]]: new ort.Tensor('float32', images, [n, 1, SIZE, SIZE]) });
     const probabilities = out[graph.outputNames[0]].data;
     const classes = probabilities.length / n;
+    if (from === 0) { // the graph's feature maps are its first image's: the drawing itself
+      job.probabilities = new Float32Array(BATCH * classes);
+      Object.assign(job, { conv1: out.conv1.data, conv1Dims: out.conv1.dims.slice(1), conv2: out.conv2.data, conv2Dims: out.conv2.dims.slice(1) });
+    }
+    job.probabilities.set(probabilities, from * classes);
+    job.next = to;
+    job.ms += performance.now() - t0;
+    if (to < BATCH) return { partial: true };
+    occluded = null;
     let digit = 0;
-    for (let i = 1; i < classes; i++) if (probabilities[i] > probabilities[digit]) digit = i;
+    for (let i = 1; i < classes; i++) if (job.probabilities[i] > job.probabilities[digit]) digit = i;
     const raw = {
-      conv1: out.conv1.data, conv1Dims: out.conv1.dims.slice(1), conv2: out.conv2.data, conv2Dims: out.conv2.dims.slice(1),
-      saliency: saliency(probabilities, classes, digit), input,
+      conv1: job.conv1, conv1Dims: job.conv1Dims, conv2: job.conv2, conv2Dims: job.conv2Dims,
+      saliency: saliency(job.probabilities, classes, digit), input: job.input,
     };
     const pics = pictures(raw); // painted by the page as they are: no per-pixel work on its main thread
-    return Comlink.transfer({ digit, ...raw, pictures: pics, ms: performance.now() - t0 },
+    return Comlink.transfer({ digit, ...raw, pictures: pics, ms: job.ms },
       [pics.conv1.data.buffer, pics.conv2.data.buffer, pics.saliency.data.buffer]);
   },
 };

@@ -36,36 +36,58 @@ export function createModelsCard() {
     notify('active', { name, version: String(version), changed, evaluate });
   }
 
+  /**
+   * The table, row by row: a row is rebuilt only when what it shows changed (during a run, the
+   * training model's epochs and time after each epoch), and the table's children are replaced only
+   * when the list itself changed. A run's epochs repaint one row, not the card.
+   */
+  const shown = new Map(); // name -> {key, row}
+  let head = null;
   function render() {
     const table = $('model-table');
     if (!state.models.length) {
+      shown.clear();
       table.replaceChildren(el('tr', {}, el('td', { class: 'muted' }, 'No saved models yet. Train one above.')));
       return;
     }
-    const head = el('tr', {}, ...['use', 'name', 'dataset', 'epochs', 'test accuracy', 'updated', 'download', '']
+    head = head || el('tr', {}, ...['use', 'name', 'dataset', 'epochs', 'test accuracy', 'updated', 'download', '']
       .map((h) => el('th', { class: ['epochs', 'test accuracy'].includes(h) ? 'num' : '' }, h)));
     const rows = state.models.map((m) => {
-      const del = el('button', { type: 'button', class: 'link danger' }, 'delete');
-      del.addEventListener('click', () => remove(m.name));
-      if (m.damaged) { // listed so the user sees it and can remove it
-        return el('tr', { class: 'damaged' }, el('td', {}, '⚠'), el('td', {}, m.name),
-          el('td', { colspan: '5', class: 'bad' }, m.damaged), el('td', {}, del));
-      }
-      const q = encodeURIComponent(m.name);
-      const radio = el('input', { type: 'radio', name: 'active-model', value: m.name, 'aria-label': `use ${m.name}` });
-      radio.checked = m.name === state.active;
-      radio.addEventListener('change', () => use(m.name, m.updated, true));
-      return el('tr', { class: m.name === state.active ? 'active' : '' },
-        el('td', {}, radio), el('td', {}, m.name), el('td', { title: m.dataset || '' }, m.dataset_name || m.dataset || ''),
-        el('td', { class: 'num' }, String(m.epochs ?? '')), el('td', { class: 'num' }, pct(m.test_accuracy, 2)),
-        el('td', {}, new Date(m.updated * 1000).toLocaleString()),
-        el('td', {}, el('a', { href: `/api/models/${q}/model.onnx`, download: `${m.name}.onnx` }, 'ONNX'), ' · ',
-          el('a', { href: `/api/models/${q}/model.safetensors`, download: `${m.name}.safetensors` }, 'safetensors'), ' · ',
-          el('a', { href: `/api/models/${q}/tfjs.zip`, download: `${m.name}-tfjs.zip`,
-            title: 'TF.js Layers model (model.json + weights) for tf.loadLayersModel' }, 'TF.js')),
-        el('td', {}, del));
+      const key = JSON.stringify([m.name, m.damaged, m.dataset, m.dataset_name, m.epochs, m.test_accuracy, m.updated, m.name === state.active]);
+      const old = shown.get(m.name);
+      if (old && old.key === key) return old.row;
+      const row = renderRow(m);
+      if (old && old.row.parentNode === table) old.row.replaceWith(row);
+      shown.set(m.name, { key, row });
+      return row;
     });
-    table.replaceChildren(head, ...rows);
+    for (const name of shown.keys()) if (!state.models.some((m) => m.name === name)) shown.delete(name);
+    const current = [...table.children];
+    if (current.length !== rows.length + 1 || current[0] !== head || rows.some((row, i) => current[i + 1] !== row)) {
+      table.replaceChildren(head, ...rows);
+    }
+  }
+
+  function renderRow(m) {
+    const del = el('button', { type: 'button', class: 'link danger' }, 'delete');
+    del.addEventListener('click', () => remove(m.name));
+    if (m.damaged) { // listed so the user sees it and can remove it
+      return el('tr', { class: 'damaged' }, el('td', {}, '⚠'), el('td', {}, m.name),
+        el('td', { colspan: '5', class: 'bad' }, m.damaged), el('td', {}, del));
+    }
+    const q = encodeURIComponent(m.name);
+    const radio = el('input', { type: 'radio', name: 'active-model', value: m.name, 'aria-label': `use ${m.name}` });
+    radio.checked = m.name === state.active;
+    radio.addEventListener('change', () => use(m.name, m.updated, true));
+    return el('tr', { class: m.name === state.active ? 'active' : '' },
+      el('td', {}, radio), el('td', {}, m.name), el('td', { title: m.dataset || '' }, m.dataset_name || m.dataset || ''),
+      el('td', { class: 'num' }, String(m.epochs ?? '')), el('td', { class: 'num' }, pct(m.test_accuracy, 2)),
+      el('td', {}, new Date(m.updated * 1000).toLocaleString()),
+      el('td', {}, el('a', { href: `/api/models/${q}/model.onnx`, download: `${m.name}.onnx` }, 'ONNX'), ' · ',
+        el('a', { href: `/api/models/${q}/model.safetensors`, download: `${m.name}.safetensors` }, 'safetensors'), ' · ',
+        el('a', { href: `/api/models/${q}/tfjs.zip`, download: `${m.name}-tfjs.zip`,
+          title: 'TF.js Layers model (model.json + weights) for tf.loadLayersModel' }, 'TF.js')),
+      el('td', {}, del));
   }
 
   async function remove(name) {
@@ -83,8 +105,12 @@ export function createModelsCard() {
   }
 
   /** The record's answer to "what made this model": config, seed, path, versions, data, CPU. */
+  let provenanceKey = null;
   function renderProvenance() {
     const m = state.models.find((x) => x.name === state.active);
+    const key = JSON.stringify([state.active, Boolean(m), m && m.provenance]);
+    if (key === provenanceKey) return; // the same recipe: each epoch of a run changes nothing here
+    provenanceKey = key;
     $('details-name').textContent = m ? m.name : 'the model in use';
     const p = m && m.provenance;
     if (!p) {

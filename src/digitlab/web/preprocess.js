@@ -10,6 +10,8 @@ const SIZE = 28;
 export class PreprocessError extends Error {}
 
 const round = (v) => Math.floor(v + 0.5);
+// v / 255 for each byte value: the same doubles as dividing, without a division per channel
+const BYTE_TO_UNIT = Float64Array.from({ length: 256 }, (_, v) => v / 255);
 
 function median(values) {
   const a = Float64Array.from(values).sort();
@@ -20,8 +22,9 @@ function median(values) {
 /** RGBA bytes (width*height*4) -> grayscale Float64Array in [0, 1]. */
 export function toGray(rgba, width, height) {
   const out = new Float64Array(width * height);
+  const unit = BYTE_TO_UNIT;
   for (let i = 0; i < out.length; i++) {
-    const r = rgba[4 * i] / 255, g = rgba[4 * i + 1] / 255, b = rgba[4 * i + 2] / 255, a = rgba[4 * i + 3] / 255;
+    const r = unit[rgba[4 * i]], g = unit[rgba[4 * i + 1]], b = unit[rgba[4 * i + 2]], a = unit[rgba[4 * i + 3]];
     const lum = 0.299 * r + 0.587 * g + 0.114 * b;
     out[i] = a * lum + (1.0 - a);
   }
@@ -74,11 +77,13 @@ export function centerOfMassCrop(gray, h, w) {
   let img = gray;
   let background = median(border);
   if (background > 0.5) {
-    img = gray.map((v) => 1.0 - v);
+    // indexed loops, not map() / for-of: on a 280x280 pad those cost milliseconds in the worker
+    img = new Float64Array(gray.length);
+    for (let i = 0; i < gray.length; i++) img[i] = 1.0 - gray[i];
     background = median(border.map((v) => 1.0 - v));
   }
   let peak = -Infinity;
-  for (const v of img) if (v > peak) peak = v;
+  for (let i = 0; i < img.length; i++) if (img[i] > peak) peak = img[i];
   if (peak - background < INK) throw new PreprocessError('nothing drawn: the image has no visible digit');
   const ink = new Float64Array(h * w);
   let top = h, bottom = -1, left = w, right = -1;

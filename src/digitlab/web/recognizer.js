@@ -1,15 +1,24 @@
 // Digit recognition for the drawing pad: in a Web Worker (Comlink + onnxruntime-web) when it
 // starts, otherwise on the server's predict route, saying so. Only the newest drawing is ever
-// waiting: drawings that arrive while one is being recognised replace each other. What the model
-// sees (see()) runs only when no drawing waits to be recognised, and a newer drawing drops it.
+// waiting: drawings that arrive while one is being recognised replace each other. The worker does
+// one thing at a time, and a drawing to recognise always goes next: what the model sees (see())
+// runs in parts of SEE_PART images and stops between two parts for a newer drawing; a new model
+// version is loaded only in a pause of drawing. So a stroke's result waits for at most one small
+// piece of other work.
 import * as Comlink from './vendor/comlink.min.mjs';
 import { api, decodePixels } from './api.js';
-import { pictures } from './activation-maps.js';
+import { PATCHES, pictures } from './activation-maps.js';
 
 const WORKER_TIMEOUT_MS = 15000;
 // A run saves a new version after every epoch (several a second on the sample); reloading each
 // one costs the worker (and the 2 cores it shares) more than a fresher model is worth.
 const MIN_RELOAD_INTERVAL_MS = 1000;
+// Reloads wait until nothing was asked to be recognised for this long: not in the middle of a
+// stroke, nor between two strokes of one digit.
+const QUIET_MS = 300;
+// The activation view's occlusion batch (1 + 169 images) runs in parts of this many (~4 ms each).
+const SEE_BATCH = 1 + PATCHES.length;
+const SEE_PART = 43;
 const sleep = (ms) => new Promise((resolve) => { setTimeout(resolve, ms); });
 
 /** "name@version" -> [name, version] (model names never hold '@'). */
@@ -38,6 +47,7 @@ export class Recognizer {
     this.idle = Promise.resolve(); // resolves when no recognition is running or waiting
     this.loading = null; // the model load in progress, if any
     this.lastLoadAt = -Infinity;
+    this.lastAskedAt = -Infinity; // when a drawing was last given to recognise()
     /** Resolves once the mode is known: the worker answered, or recognition fell back to the server. */
     this.ready = new Promise((resolve) => { this.settle = resolve; });
     try {
@@ -91,9 +101,11 @@ export class Recognizer {
 
   async loadNewest() {
     while (this.mode === 'worker' && this.wantedKey && this.loadedKey !== this.wantedKey) {
-      const wait = this.lastLoadAt + MIN_RELOAD_INTERVAL_MS - performance.now();
-      if (wait > 0) await sleep(wait); // newer versions arriving meanwhile replace the wanted one
+      // newer versions arriving meanwhile replace the wanted one
+      const wait = Math.max(this.lastLoadAt + MIN_RELOAD_INTERVAL_MS, this.lastAskedAt + QUIET_MS) - performance.now();
+      if (wait > 0) { await sleep(wait); continue; }
       await this.idle; // recognition first: a stroke's result should not wait for a model reload
+      if (performance.now() - this.lastAskedAt < QUIET_MS) continue; // drawing again
       const key = this.wantedKey;
       const [name, version] = splitKey(key);
       try {
@@ -110,6 +122,7 @@ export class Recognizer {
 
   /** Recognise `imageData` (from the canvas); resolves with the result, or null if superseded. */
   recognise(imageData, canvas) {
+    this.lastAskedAt = performance.now();
     return new Promise((resolve, reject) => {
       if (this.pending) this.pending.resolve(null);
       if (this.seeing) { this.seeing.resolve(null); this.seeing = null; } // it was for an older drawing
@@ -153,7 +166,13 @@ export class Recognizer {
     if (this.mode === 'worker' && this.loadedKey) {
       const [name, version] = splitKey(this.loadedKey);
       const url = `/api/models/${encodeURIComponent(name)}/activations.onnx?v=${encodeURIComponent(version)}`;
-      return withTimeout(this.remote.activations(url), WORKER_TIMEOUT_MS, 'the activation view');
+      for (let from = 0; from < SEE_BATCH; from += SEE_PART) {
+        if (this.pending) return null; // a newer drawing goes first; its result asks for the view again
+        const seen = await withTimeout(this.remote.activations(url, from, Math.min(SEE_BATCH, from + SEE_PART)),
+          WORKER_TIMEOUT_MS, 'the activation view');
+        if (!seen || !seen.partial) return seen;
+      }
+      return null;
     }
     // on the server: the same numbers as JSON, coloured here (a few thousand values)
     const blob = await new Promise((resolve) => canvas.toBlob(resolve, 'image/png'));

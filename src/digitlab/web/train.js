@@ -211,10 +211,14 @@ export function createTrainCard({ requestFrame }) {
     state.dataset = def.name;
     notify('dataset');
   });
+  let modeKey = null;
   subscribe('models', () => { // "continue" offers every usable saved model
     const mode = $('mode');
     const keep = mode.value;
     const usable = state.models.filter((m) => !m.damaged);
+    const key = usable.map((m) => m.name).join('\n');
+    if (key === modeKey) return; // each epoch of a run refreshes the list: the options stay
+    modeKey = key;
     mode.replaceChildren(el('option', { value: 'new' }, 'new model'),
       ...usable.map((m) => el('option', { value: m.name }, `continue ${m.name}`)));
     mode.value = usable.some((m) => m.name === keep) ? keep : 'new';
