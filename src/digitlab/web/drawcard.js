@@ -203,7 +203,9 @@ export function createDrawCard({ requestFrame }) {
       strokeEndedAt = null;
     }
     offerTeach(result);
-    requestSee();
+    // the maps after the frame that shows the result: their computing (worker) and painting then
+    // never share a frame, or the cores, with the result's
+    requestAnimationFrame(() => setTimeout(requestSee, 0));
   }
 
   subscribe('active', ({ name, version }) => {

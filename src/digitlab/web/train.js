@@ -15,6 +15,7 @@ const END = new Set(['run.finished', 'run.failed', 'run.cancelled']);
 const INPUTS = { epochs: 'epochs', batch_size: 'batch-size', learning_rate: 'lr', seed: 'seed' };
 const PATHS = { 'fused-kernels': 'fused kernels', 'pytorch-ops': 'PyTorch ops' };
 const RENDER_MS = 100;
+const APPLY_MS = 6;
 
 export function createTrainCard({ requestFrame }) {
   const inbox = [];
@@ -50,7 +51,13 @@ export function createTrainCard({ requestFrame }) {
 
   function frame() {
     if (inbox.length) {
-      for (const event of inbox.splice(0)) applyEvent(event);
+      // at most APPLY_MS of events a frame: a reloaded page's replay (thousands at once) is spread
+      // over a few frames instead of making one long task
+      const until = performance.now() + APPLY_MS;
+      let n = 0;
+      while (n < inbox.length && (n % 64 || n === 0 || performance.now() < until)) applyEvent(inbox[n++]);
+      inbox.splice(0, n);
+      if (inbox.length) requestFrame();
       changed = true;
       if (saved) { notify('model-saved', saved); saved = null; }
     }
