@@ -202,3 +202,17 @@ def test_tiny_runs_train(train_size, batch_size, epochs):
     small = replace(ds, train_images=ds.train_images[:train_size], train_labels=ds.train_labels[:train_size])
     result = fit(build("blog-cnn"), small, TrainConfig(epochs=epochs, batch_size=batch_size))
     assert result.epochs_done == epochs
+
+
+def test_batch_events_are_thinned_but_every_epochs_last_batch_and_other_event_passes():
+    """What a run streams: batch ends at most once per interval (50 a second by default), but never
+    an epoch's last batch or an epoch end, so the page's progress and epoch points are always exact."""
+    from digitlab.training.events import BATCH_EVENT_INTERVAL, BatchThrottle
+    assert BATCH_EVENT_INTERVAL == 1 / 50
+    passes = BatchThrottle(interval=60.0)  # nothing in this test is 60 s apart
+    batch = lambda b: BatchEnd(epoch=1, batch=b, batches=5, loss=1.0, accuracy=0.5, images_per_s=1.0, elapsed=0.0)
+    epoch = EpochEnd(epoch=1, epochs=2, loss=1.0, accuracy=0.5, val_loss=1.0, val_accuracy=0.5, images_per_s=1.0,
+                     elapsed=0.0, epoch_seconds=1.0)
+    assert [passes(batch(b)) for b in range(1, 6)] == [True, False, False, False, True]
+    assert passes(epoch)
+    assert not passes(batch(1))  # the interval runs on across epochs

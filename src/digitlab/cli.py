@@ -115,7 +115,7 @@ def cmd_train(args) -> int:
             if bar is None:
                 bar = tqdm(total=event.batches, desc=f"epoch {event.epoch}/{config.epochs}", unit="batch",
                            leave=False, disable=quiet, file=sys.stderr)
-            bar.update(event.batch - bar.n)  # a distributed run's rank 0 sends at most 20 a second
+            bar.update(event.batch - bar.n)  # a distributed run's rank 0 sends at most 50 a second (BatchThrottle)
             bar.set_postfix(loss=f"{event.loss:.3f}", acc=f"{event.accuracy:.3f}", refresh=False)
         elif isinstance(event, EpochEnd):
             if bar is not None:

@@ -38,7 +38,6 @@ import time
 from pathlib import Path
 
 MARK = "@digitlab "  # a rank's lines for the launcher start with this
-BATCH_EVENT_INTERVAL = 1 / 20  # rank 0 sends at most 20 batch events a second (plus each epoch's last)
 WATCH_INTERVAL = 0.1  # seconds between a rank's looks at the cancel file and the launcher
 ENV_CANCEL, ENV_LAUNCHER = "DIGITLAB_CANCEL_FILE", "DIGITLAB_LAUNCHER_PID"
 MAX_NPROC_PER_CORE = 4
@@ -240,7 +239,7 @@ def run_rank(train, device_type, debug: bool = False) -> int:
     it trains ("cpu" or "cuda"). Every rank ends with a "done" line, or an "error" line. Returns
     the exit code."""
     from .training.distributed import Group, PeerLost
-    from .training.events import BatchEnd, RunStarted
+    from .training.events import BatchThrottle, RunStarted
     from .worker.protocol import one_line
 
     rank = int(os.environ.get("RANK", "0"))
@@ -262,14 +261,11 @@ def run_rank(train, device_type, debug: bool = False) -> int:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the launcher's cancel file says stop, not a stray Ctrl-C
     cancel = threading.Event()
     threading.Thread(target=_watch, args=(cancel,), name="rank-watch", daemon=True).start()
-    last_batch = [0.0]
+    passes = BatchThrottle()  # rank 0 sends batch events as often as the server's own worker does
 
     def report(event) -> None:
-        if isinstance(event, BatchEnd) and event.batch != event.batches:
-            now = time.monotonic()
-            if now - last_batch[0] < BATCH_EVENT_INTERVAL:
-                return
-            last_batch[0] = now
+        if not passes(event):
+            return
         data = event.to_dict()
         if isinstance(event, RunStarted):
             data["provenance"] = {}  # the launcher does not need it (the record has it)

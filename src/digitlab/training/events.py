@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import asdict, dataclass, field
+
+#: Batch events leave the trainer at most this often (each epoch's last batch always does): fifty a
+#: second, the page's chart points. Each one costs every subscribed browser a network message and a
+#: task on its page, and the history a row; 20 a second measured no different on the page
+#: (bench/ui_frames.py), so the curves keep their detail.
+BATCH_EVENT_INTERVAL = 1 / 50
 
 
 @dataclass
@@ -81,3 +88,20 @@ class RunFailed(Event):
 
 
 END_EVENTS = frozenset({"run.finished", "run.failed", "run.cancelled"})
+
+
+class BatchThrottle:
+    """`throttle(event)` is False for a batch end that comes sooner than `interval` seconds after the
+    last one let through, except an epoch's last batch; True for every other event."""
+
+    def __init__(self, interval: float = BATCH_EVENT_INTERVAL):
+        self.interval = interval
+        self.last = float("-inf")
+
+    def __call__(self, event: Event) -> bool:
+        if isinstance(event, BatchEnd) and event.batch != event.batches:
+            now = time.monotonic()
+            if now - self.last < self.interval:
+                return False
+            self.last = now
+        return True

@@ -1,9 +1,9 @@
 // The Train card: the form (its limits from the server's TrainConfig), start and cancel, the
 // run's WebSocket, the progress bar, the live charts and the model summary. Run events are
 // queued as they arrive and applied together in the page's animation frame, however fast they
-// come (a reloaded page's whole history in one go); what they change is shown at most ten times
-// a second (RENDER_MS: reads as live, and a frame's cost stays small and constant), at once when
-// a run starts or ends. Only text that changed is written to the DOM. After a reload the last
+// come (at most APPLY_MS of them a frame: a reloaded page's whole history is spread over a few);
+// what they change is shown at most ten times a second (RENDER_MS: reads as live, and a frame's
+// cost stays small and constant), at once when a run starts or ends. Only text that changed is written to the DOM. After a reload the last
 // run's curves come back: replayed live if it still trains, else read from the history.
 import { api, el, pct } from './api.js';
 import { LiveChart } from './charts.js';

@@ -10,16 +10,12 @@ from __future__ import annotations
 import os
 import queue
 import threading
-import time
 from dataclasses import replace
 from pathlib import Path
 
 from . import protocol as P
 
 NICE = 10  # where SCHED_IDLE is not available
-#: Batch events are sent at most this often (plus each epoch's last batch): the page paints at
-#: 60 fps at best, and every event is fanned out to every subscriber.
-BATCH_EVENT_INTERVAL = 1 / 50
 
 
 def main(conn, home: str, threads: int = 0) -> None:
@@ -96,6 +92,7 @@ class Worker:
     def _train(self, msg: P.StartRun) -> None:
         from ..job import train_model
         from ..training import Event, RunCancelled, RunFinished, RunStarted
+        from ..training.events import BatchThrottle
 
         run, job = msg.run, msg.job
         with self._lock:
@@ -104,14 +101,11 @@ class Worker:
             if run in self.cancelled:
                 self.cancel.set()
         model = {"name": job.name}
-        last_batch = [0.0]
+        passes = BatchThrottle()
 
         def send(event: Event) -> None:
-            if event.type == "batch.end" and event.batch != event.batches:
-                now = time.monotonic()
-                if now - last_batch[0] < BATCH_EVENT_INTERVAL:
-                    return
-                last_batch[0] = now
+            if not passes(event):
+                return
             named = isinstance(event, RunStarted) or event.type == "epoch.end"
             self.conn.send(P.RunEvent(run, event, model["name"] if named else None))
 
