@@ -175,13 +175,30 @@ def long_frames(loafs: list[dict]) -> dict:
             "top_scripts": [{"what": k, "ms": round(v, 1)} for k, v in top]}
 
 
+def descendants(root: int) -> set[int]:
+    """The processes below `root` (Linux /proc), e.g. the browser this benchmark launched."""
+    parents: dict[int, int] = {}
+    for stat in glob.glob("/proc/[0-9]*/stat"):
+        try:
+            text = open(stat).read()
+        except OSError:
+            continue
+        parents[int(stat.split("/")[2])] = int(text[text.rindex(")") + 2:].split()[1])
+    found, frontier = set(), {root}
+    while frontier:
+        frontier = {pid for pid, parent in parents.items() if parent in frontier} - found
+        found |= frontier
+    return found
+
+
 def chromium_cpu() -> dict[str, float]:
-    """CPU seconds so far of Chromium's threads (Linux /proc): the renderer's main thread, its
-    dedicated workers (recognizer, charts), and everything else (compositor, raster, GPU and browser
-    processes). Empty elsewhere."""
+    """CPU seconds so far of the threads of the Chromium this benchmark launched (Linux /proc, its
+    processes below this one): the renderer's main thread, its dedicated workers (recognizer,
+    charts), and everything else (compositor, raster, GPU and browser processes). Zeros elsewhere."""
     hz = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
     out = {"renderer_main": 0.0, "workers": 0.0, "other": 0.0}
-    for proc in glob.glob("/proc/[0-9]*"):
+    for pid in descendants(os.getpid()):
+        proc = f"/proc/{pid}"
         try:
             cmd = open(f"{proc}/cmdline", "rb").read().replace(b"\0", b" ").split()
         except OSError:

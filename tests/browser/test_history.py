@@ -89,6 +89,22 @@ def test_reload_shows_the_last_runs_curves_from_the_history(page, trained):
     assert page.errors == []
 
 
+def test_without_the_chart_worker_the_charts_are_drawn_on_the_page(page, trained):
+    """The live charts' worker fails to load (a browser without module workers): the page draws
+    them itself, on new canvases, with every point it holds."""
+    page.page.route("**/chart-worker.js", lambda route: route.fulfill(status=404, body="not here"))
+    page.open()
+    page.wait("Number(document.querySelector('#loss-chart').dataset.points) > 0"
+              " && Number(document.querySelector('#acc-chart').dataset.points) > 0", 10)
+    pixels = page.js("""[...document.querySelectorAll('#loss-chart canvas, #acc-chart canvas')].map((c) => {
+        const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+        let ink = 0; for (let i = 3; i < d.length; i += 4) if (d[i] > 0) ink++;
+        return ink; })""")
+    assert len(pixels) == 2 and all(n > 1000 for n in pixels), pixels  # drawn, on canvases the page owns
+    page.errors[:] = [e for e in page.errors if "chart-worker" not in e and "404" not in e]
+    assert page.errors == []
+
+
 def test_a_cancelled_run_shows_after_a_reload_and_its_record_can_be_deleted(page, trained):
     page.open()
     page.page.fill("#epochs", "200")

@@ -176,12 +176,27 @@ function worker() {
   try {
     chartWorker = new Worker(new URL('./chart-worker.js', import.meta.url), { type: 'module' });
     chartWorker.onmessage = ({ data }) => { const chart = surfaces.get(data.id); if (chart) chart.drawn(data); };
+    // the worker could not start (no module workers, a failed load): its charts are drawn here instead
+    chartWorker.onerror = () => {
+      chartWorker.terminate();
+      for (const chart of surfaces.values()) chart.drawHere();
+      surfaces.clear();
+    };
   } catch {
     chartWorker = null;
   }
   return chartWorker;
 }
 let nextId = 0;
+const liveCharts = new Set();
+/** Tell every live chart when the device pixel ratio changes (ResizeObserver does not). */
+function watchPixelRatio() {
+  const query = window.matchMedia(`(resolution: ${window.devicePixelRatio || 1}dppx)`);
+  query.addEventListener('change', () => {
+    for (const chart of liveCharts) chart.resize();
+    watchPixelRatio();
+  }, { once: true });
+}
 
 export class LiveChart extends Chart {
   /** series: [{label, stroke, points?}], e.g. batch loss (line) and val loss (per epoch, points). */
@@ -194,37 +209,63 @@ export class LiveChart extends Chart {
     this.length = 0;
     this.dirty = false;
     this.id = nextId++;
-    const canvas = document.createElement('canvas');
-    canvas.className = 'live-plot';
-    canvas.setAttribute('role', 'img');
-    canvas.setAttribute('aria-label', `${title}: no data yet`);
-    container.insertBefore(canvas, this.legend);
-    this.root = canvas;
+    this.spec2d = { title, yRange, series: series.map(({ label, stroke, points }) => ({ label, stroke, points })) };
     this.drawnWidth = this.width();
-    canvas.style.width = `${this.drawnWidth}px`;
-    canvas.style.height = `${LIVE_HEIGHT}px`;
-    const spec = { title, yRange, series: series.map(({ label, stroke, points }) => ({ label, stroke, points })) };
-    const dpr = window.devicePixelRatio || 1;
+    this.drawnDpr = window.devicePixelRatio || 1;
+    if (!liveCharts.size) watchPixelRatio();
+    liveCharts.add(this);
+    this.root = this.newCanvas();
+    container.insertBefore(this.root, this.legend);
     const w = worker();
     if (w) {
-      const offscreen = canvas.transferControlToOffscreen();
+      const offscreen = this.root.transferControlToOffscreen();
       surfaces.set(this.id, this);
-      w.postMessage({ type: 'init', id: this.id, canvas: offscreen, spec, width: this.drawnWidth, dpr }, [offscreen]);
+      w.postMessage({ type: 'init', id: this.id, canvas: offscreen, spec: this.spec2d, width: this.drawnWidth,
+        dpr: window.devicePixelRatio || 1 }, [offscreen]);
       this.post = (m) => w.postMessage({ ...m, id: this.id });
-    } else { // drawn here, by the same code, in the page's next frame
-      const state = new ChartState(spec, this.drawnWidth, dpr);
-      const ctx = canvas.getContext('2d');
-      let queued = false;
-      this.post = (m) => {
-        state.apply(m);
-        if (queued) return;
-        queued = true;
-        requestAnimationFrame(() => { queued = false; this.drawn({ ...state.draw(canvas, ctx), redraws: state.redraws }); });
-      };
-      this.post({ type: 'size', width: this.drawnWidth, dpr });
+    } else {
+      this.drawHere();
     }
     this.buildLegend(series);
     this.describe(0);
+  }
+
+  newCanvas() {
+    const canvas = document.createElement('canvas');
+    canvas.className = 'live-plot';
+    canvas.setAttribute('role', 'img');
+    canvas.setAttribute('aria-label', this.root ? this.root.getAttribute('aria-label') : `${this.title}: no data yet`);
+    canvas.style.width = `${this.drawnWidth}px`;
+    canvas.style.height = `${LIVE_HEIGHT}px`;
+    return canvas;
+  }
+
+  /**
+   * Draw on the page, by the same code, in its next frame: where OffscreenCanvas is missing, or
+   * after the chart worker failed (then on a new canvas, the old one belongs to the worker).
+   */
+  drawHere() {
+    if (this.post) { // it was the worker's: a new canvas, given everything held so far
+      const canvas = this.newCanvas();
+      this.root.replaceWith(canvas);
+      this.root = canvas;
+    }
+    const state = new ChartState(this.spec2d, this.drawnWidth, window.devicePixelRatio || 1);
+    const canvas = this.root;
+    const ctx = canvas.getContext('2d');
+    let queued = false;
+    this.post = (m) => {
+      state.apply(m);
+      if (queued) return;
+      queued = true;
+      requestAnimationFrame(() => { queued = false; this.drawn({ ...state.draw(canvas, ctx), redraws: state.redraws }); });
+    };
+    this.series.forEach((s, i) => { if (s.x.length) this.post({ type: 'load', series: i, x: s.x.slice(), y: s.y.slice() }); });
+    this.sent = this.series.map((s) => s.x.length);
+    [...this.legend.querySelectorAll('button')].forEach((b, i) => {
+      if (b.getAttribute('aria-pressed') === 'false') this.post({ type: 'show', series: i, show: false });
+    });
+    this.post({ type: 'size', width: this.drawnWidth, dpr: window.devicePixelRatio || 1 });
   }
 
   /** The drawing side's news after a redraw: written to the container's data-* attributes. */
@@ -235,12 +276,14 @@ export class LiveChart extends Chart {
     this.describe(points);
   }
 
+  /** A new width, or a new device pixel ratio (the window moved to another screen, a zoom). */
   resize() {
-    const width = this.width();
-    if (width === this.drawnWidth) return;
+    const width = this.width(), dpr = window.devicePixelRatio || 1;
+    if (width === this.drawnWidth && dpr === this.drawnDpr) return;
     this.drawnWidth = width;
+    this.drawnDpr = dpr;
     this.root.style.width = `${width}px`;
-    this.post({ type: 'size', width, dpr: window.devicePixelRatio || 1 });
+    this.post({ type: 'size', width, dpr });
   }
 
   setShown(i, show) { this.post({ type: 'show', series: i, show }); }

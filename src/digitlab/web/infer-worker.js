@@ -36,7 +36,8 @@ const api = {
 
   /** RGBA pixels of the drawing -> {digit, confidence, runnerUp, probabilities, input, ms}; empty: {empty: true}. */
   async predict(rgba, width, height) {
-    if (!session) throw new Error('no model loaded yet: train one first');
+    const model = session; // load() may swap the session while this one runs
+    if (!model) throw new Error('no model loaded yet: train one first');
     const t0 = performance.now();
     let input;
     try {
@@ -46,9 +47,9 @@ const api = {
       throw err;
     }
     lastInput = Float32Array.from(input);
-    const feeds = { [session.inputNames[0]]: new ort.Tensor('float32', input, [1, 1, 28, 28]) };
-    const output = await session.run(feeds);
-    const probabilities = Array.from(output[session.outputNames[0]].data);
+    const feeds = { [model.inputNames[0]]: new ort.Tensor('float32', input, [1, 1, 28, 28]) };
+    const output = await model.run(feeds);
+    const probabilities = Array.from(output[model.outputNames[0]].data);
     let digit = 0;
     for (let i = 1; i < probabilities.length; i++) if (probabilities[i] > probabilities[digit]) digit = i;
     let runnerUp = digit === 0 ? 1 : 0;

@@ -3,8 +3,9 @@
 // waiting: drawings that arrive while one is being recognised replace each other. The worker does
 // one thing at a time, and a drawing to recognise always goes next: what the model sees (see())
 // runs in parts of SEE_PART images and stops between two parts for a newer drawing; a new model
-// version is loaded only in a pause of drawing. So a stroke's result waits for at most one small
-// piece of other work.
+// version is loaded only in a pause of drawing (300 ms without a recognition). So while a stroke
+// goes on, its result waits for at most one part (~4 ms); a stroke begun during a reload waits
+// for that reload, and the first part after a new version also loads the activation graph.
 import * as Comlink from './vendor/comlink.min.mjs';
 import { api, decodePixels } from './api.js';
 import { PATCHES, pictures } from './activation-maps.js';
@@ -90,7 +91,7 @@ export class Recognizer {
    */
   setModel(name, version = '') {
     const key = `${name}@${version}`;
-    if (this.model !== name) this.lastLoadAt = -Infinity; // another model: load it at once
+    if (this.model !== name) this.lastLoadAt = -Infinity; // another model: no once-a-second wait (the pause still applies)
     if (this.loadedKey === key || this.wantedKey === key) return this.loading || Promise.resolve();
     this.model = name;
     this.wantedKey = key;

@@ -148,6 +148,8 @@ export function createTrainCard({ requestFrame }) {
   // ---- the run's event stream: its history first, then live ---------------------------------
   function attach(runId) {
     if (run.socket) run.socket.close();
+    inbox.length = 0; // a replay still being applied belongs to the old socket: the new one replays it all
+    saved = null;
     run.id = runId;
     lossChart.reset(); accChart.reset();
     setRunning(true);
