@@ -14,6 +14,8 @@ let loadedUrl = null;
 let lastInput = null; // the last drawing's model input, for activations()
 let seeing = null; // {url, session} or {url, error}: the activation graph of the model in use
 let occluded = null; // the occlusion batch being run in parts: {url, input, batch, next, probabilities, ...}
+let predicting = 0; // predict() calls under way: a session they run on is released only after them
+let retired = []; // sessions replaced by load() while a predict() ran
 const BATCH = 1 + PATCHES.length;
 
 const api = {
@@ -26,8 +28,9 @@ const api = {
     // a session's first run prepares its kernels (up to tens of ms): done here, during the reload,
     // not in the first drawing's recognition
     await next.run({ [next.inputNames[0]]: new ort.Tensor('float32', new Float32Array(SIZE * SIZE), [1, 1, SIZE, SIZE]) });
-    if (session) session.release();
+    if (session) retired.push(session); // its wasm memory: released now, or when the predict() using it ends
     session = next;
+    releaseRetired();
     loadedUrl = url;
     return url;
   },
@@ -38,27 +41,13 @@ const api = {
   async predict(rgba, width, height) {
     const model = session; // load() may swap the session while this one runs
     if (!model) throw new Error('no model loaded yet: train one first');
-    const t0 = performance.now();
-    let input;
+    predicting += 1;
     try {
-      input = rgbaToInput(rgba, width, height);
-    } catch (err) {
-      if (err instanceof PreprocessError) return { empty: true, message: err.message };
-      throw err;
+      return await recognise(model, rgba, width, height);
+    } finally {
+      predicting -= 1;
+      releaseRetired();
     }
-    lastInput = Float32Array.from(input);
-    const feeds = { [model.inputNames[0]]: new ort.Tensor('float32', input, [1, 1, 28, 28]) };
-    const output = await model.run(feeds);
-    const probabilities = Array.from(output[model.outputNames[0]].data);
-    let digit = 0;
-    for (let i = 1; i < probabilities.length; i++) if (probabilities[i] > probabilities[digit]) digit = i;
-    let runnerUp = digit === 0 ? 1 : 0;
-    for (let i = 0; i < probabilities.length; i++) {
-      if (i !== digit && probabilities[i] > probabilities[runnerUp]) runnerUp = i;
-    }
-    return Comlink.transfer(
-      { digit, confidence: probabilities[digit], runnerUp, probabilities, input, ms: performance.now() - t0 },
-      [input.buffer]);
   },
 
   /**
@@ -110,6 +99,38 @@ const api = {
       [pics.conv1.data.buffer, pics.conv2.data.buffer, pics.saliency.data.buffer]);
   },
 };
+
+/** One recognition on `model`: preprocessing, the model, the top two classes. */
+async function recognise(model, rgba, width, height) {
+  const t0 = performance.now();
+  let input;
+  try {
+    input = rgbaToInput(rgba, width, height);
+  } catch (err) {
+    if (err instanceof PreprocessError) return { empty: true, message: err.message };
+    throw err;
+  }
+  lastInput = Float32Array.from(input);
+  const feeds = { [model.inputNames[0]]: new ort.Tensor('float32', input, [1, 1, 28, 28]) };
+  const output = await model.run(feeds);
+  const probabilities = Array.from(output[model.outputNames[0]].data);
+  let digit = 0;
+  for (let i = 1; i < probabilities.length; i++) if (probabilities[i] > probabilities[digit]) digit = i;
+  let runnerUp = digit === 0 ? 1 : 0;
+  for (let i = 0; i < probabilities.length; i++) {
+    if (i !== digit && probabilities[i] > probabilities[runnerUp]) runnerUp = i;
+  }
+  return Comlink.transfer(
+    { digit, confidence: probabilities[digit], runnerUp, probabilities, input, ms: performance.now() - t0 },
+    [input.buffer]);
+}
+
+/** Release the sessions load() replaced, once no predict() runs on any of them. */
+function releaseRetired() {
+  if (predicting) return;
+  for (const old of retired) old.release();
+  retired = [];
+}
 
 /** The activation graph at `url` in its own session; a failure is remembered for that URL (version). */
 async function loadActivations(url) {
